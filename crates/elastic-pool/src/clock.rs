@@ -1,0 +1,54 @@
+//! Time and machine facts read once: a monotonic nanosecond clock and the CPU count.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Nanoseconds since a fixed origin, as a `u64` that fits in an atomic.
+///
+/// Timestamps stored in tasks and atomics are `u64` nanoseconds since the pool's clock
+/// origin rather than `Instant`s. Zero is reserved for "not stamped".
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin: Instant,
+}
+
+impl Clock {
+    /// A clock whose origin is now (minus one nanosecond, so that `now_ns` is never 0).
+    pub fn new() -> Self {
+        Clock {
+            origin: Instant::now(),
+        }
+    }
+
+    /// Nanoseconds since the origin; always ≥ 1.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        (self.origin.elapsed().as_nanos() as u64).saturating_add(1)
+    }
+
+    /// The `Instant` that `ns` stands for.
+    pub fn instant_at(&self, ns: u64) -> Instant {
+        self.origin + std::time::Duration::from_nanos(ns.saturating_sub(1))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The number of CPUs this process may use, read once.
+///
+/// `std::thread::available_parallelism` honours cgroup quotas and affinity masks, and reads
+/// files under /sys and /proc on every call; the pool and the autoscaler consult the CPU
+/// count on hot and periodic paths, so it is read once per process and cached. Falls back
+/// to 1 if the platform cannot tell.
+pub fn cpu_count() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}

@@ -1,0 +1,112 @@
+//! The owning side of a pool: the last handle to drop shuts the pool down, and the methods
+//! that closure and typed pools share (resize, stats, shutdown).
+
+use crate::controller::Controller;
+use crate::shared::{Handler, Shared};
+use std::sync::Arc;
+
+/// Dropped with the last pool handle: shuts the pool down gracefully and detaches it from
+/// its control thread (stopping a private one).
+pub(crate) struct Owner<J: Send + 'static, H: Handler<J>> {
+    pub(crate) shared: Arc<Shared<J, H>>,
+    pub(crate) controller: Controller,
+}
+
+impl<J: Send + 'static, H: Handler<J>> Owner<J, H> {
+    /// Attaches a new pool to `controller` (a fresh private one if `None`).
+    pub(crate) fn start(
+        config: crate::builder::Config,
+        controller: Option<Controller>,
+        handler: H,
+    ) -> Arc<Self> {
+        let controller = controller.unwrap_or_else(|| {
+            // A pool cannot work without its control thread; failing to start one thread
+            // at build time means the process is out of threads.
+            Controller::new().expect("elastic-pool: could not start the control thread")
+        });
+        let prestart = config.prestart;
+        let shared = Shared::new(config, handler, Arc::clone(controller.inner()));
+        let weak: std::sync::Weak<dyn crate::controller::Managed> =
+            Arc::downgrade(&shared) as std::sync::Weak<Shared<J, H>>;
+        controller.attach(weak);
+        if prestart {
+            shared.prestart();
+        }
+        Arc::new(Owner { shared, controller })
+    }
+}
+
+impl<J: Send + 'static, H: Handler<J>> Drop for Owner<J, H> {
+    fn drop(&mut self) {
+        let _ = self.shared.shutdown(None, false);
+        self.controller.detach(self.shared.id);
+    }
+}
+
+/// Generates the methods that [`Pool`](crate::Pool) and [`TypedPool`](crate::TypedPool)
+/// share, so that both read from one source.
+macro_rules! common_pool_methods {
+    ($job:ty) => {
+        /// Sets the ceiling for on-demand growth, clamped to `[max(min, 1), max]`, and
+        /// returns the value in force. Lowering it retires idle workers at once (the
+        /// coldest first) and busy ones after their current task; raising it lets the pool
+        /// grow while work is queued. An autoscaler, if attached, moves it every tick.
+        pub fn set_target(&self, n: usize) -> usize {
+            self.shared.set_target(n)
+        }
+
+        /// Changes the bounds at run time. Growth to a higher `min` starts at once; the
+        /// target is clamped into the new range.
+        ///
+        /// # Errors
+        /// A [`BuildError`](crate::BuildError) naming `max_workers` (zero) or `min_workers`
+        /// (above max); nothing changes.
+        pub fn set_bounds(&self, min: usize, max: usize) -> Result<(), crate::BuildError> {
+            self.shared.set_bounds(min, max)
+        }
+
+        /// A snapshot of the pool's counts; see [`Stats`](crate::Stats) for how consistent
+        /// it is.
+        pub fn stats(&self) -> crate::Stats {
+            self.shared.stats()
+        }
+
+        /// The number of CPUs available to the process, read once.
+        pub fn cpu_count(&self) -> usize {
+            crate::clock::cpu_count()
+        }
+
+        /// Whether the pool has stopped accepting work.
+        pub fn is_shutdown(&self) -> bool {
+            self.shared.is_closed()
+        }
+
+        /// Graceful shutdown: refuse new work, run every queued task, then join the
+        /// workers. Calling it again (or dropping the pool afterwards) is a no-op. Called
+        /// from inside one of the pool's own tasks, it does not wait for that task's worker.
+        pub fn shutdown(&self) {
+            let _ = self.shared.shutdown(None, false);
+        }
+
+        /// Like [`shutdown`](Self::shutdown), but waits at most `timeout`.
+        ///
+        /// # Errors
+        /// [`ShutdownTimeout`](crate::ShutdownTimeout) says what was still running and
+        /// queued; those workers finish in the background.
+        pub fn shutdown_timeout(
+            &self,
+            timeout: std::time::Duration,
+        ) -> Result<(), crate::ShutdownTimeout> {
+            self.shared
+                .shutdown(Some(std::time::Instant::now() + timeout), false)
+                .0
+        }
+
+        /// Immediate shutdown: refuse new work, let running tasks finish, and hand back
+        /// every queued task that never ran.
+        pub fn shutdown_now(&self) -> Vec<$job> {
+            self.shared.shutdown(None, true).1
+        }
+    };
+}
+pub(crate) use common_pool_methods;

@@ -1,0 +1,81 @@
+//! Per-worker counters: each worker writes only its own cache-padded shard.
+//!
+//! A shard has exactly one writer at a time (the worker that owns it), so its counters are
+//! bumped with a plain load + store rather than a locked read-modify-write; readers sum the
+//! shards with relaxed loads. Shards are recycled through a free list when workers retire,
+//! so the table is bounded by the peak number of concurrent workers and totals never go
+//! backwards.
+
+use crossbeam_utils::CachePadded;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// One worker's counters.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerShard {
+    pub(crate) completed: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+    pub(crate) busy: AtomicBool,
+    pub(crate) wait_ns: AtomicU64,
+    pub(crate) wait_samples: AtomicU64,
+    pub(crate) run_ns: AtomicU64,
+    pub(crate) run_samples: AtomicU64,
+}
+
+/// Adds to a counter that only the calling thread writes.
+#[inline]
+pub(crate) fn bump(c: &AtomicU64, by: u64) {
+    c.store(c.load(Relaxed).wrapping_add(by), Relaxed);
+}
+
+/// Sums of every shard, read at one moment (each counter individually).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ShardTotals {
+    pub(crate) completed: u64,
+    pub(crate) panicked: u64,
+    pub(crate) busy: usize,
+    pub(crate) wait_ns: u64,
+    pub(crate) wait_samples: u64,
+    pub(crate) run_ns: u64,
+    pub(crate) run_samples: u64,
+}
+
+/// All shards ever handed out, plus the free list.
+#[derive(Debug, Default)]
+pub(crate) struct ShardTable {
+    all: Vec<Arc<CachePadded<WorkerShard>>>,
+    free: Vec<usize>,
+}
+
+impl ShardTable {
+    /// A shard for a new worker, and its index (to give back with [`ShardTable::release`]).
+    pub(crate) fn acquire(&mut self) -> (usize, Arc<CachePadded<WorkerShard>>) {
+        if let Some(i) = self.free.pop() {
+            return (i, Arc::clone(&self.all[i]));
+        }
+        let s = Arc::new(CachePadded::new(WorkerShard::default()));
+        self.all.push(Arc::clone(&s));
+        (self.all.len() - 1, s)
+    }
+
+    /// Returns a retired worker's shard; its counts stay in the totals.
+    pub(crate) fn release(&mut self, i: usize) {
+        self.all[i].busy.store(false, Relaxed);
+        self.free.push(i);
+    }
+
+    /// Sums every shard.
+    pub(crate) fn totals(&self) -> ShardTotals {
+        let mut t = ShardTotals::default();
+        for s in &self.all {
+            t.completed += s.completed.load(Relaxed);
+            t.panicked += s.panicked.load(Relaxed);
+            t.busy += usize::from(s.busy.load(Relaxed));
+            t.wait_ns += s.wait_ns.load(Relaxed);
+            t.wait_samples += s.wait_samples.load(Relaxed);
+            t.run_ns += s.run_ns.load(Relaxed);
+            t.run_samples += s.run_samples.load(Relaxed);
+        }
+        t
+    }
+}

@@ -1,0 +1,804 @@
+//! The engine shared by [`Pool`](crate::Pool) and [`TypedPool`](crate::TypedPool): queue,
+//! submit path, worker accounting, resize and shutdown.
+//!
+//! # Design note: sizing
+//!
+//! Three numbers bound the live worker count: `min ≤ target ≤ max`. `target` is the ceiling
+//! for on-demand growth (the autoscaler moves it; without one it equals `max`).
+//!
+//! * **Growth is lazy and never happens on the submit path.** After a push, a submitter wakes
+//!   one parked worker; if none is parked and `live < target`, it raises `spawn_pending` and
+//!   kicks the control thread (one flag swap; at most one kick until it is served). The
+//!   control thread starts workers while `queued > idle + starting` and `live < target`, or
+//!   while `live < min`. Thread creation (~50 µs) therefore costs the submitter nothing, and
+//!   no lock that a submitter takes is held while a thread starts.
+//! * **`live` is reserved before a thread starts** (compare-and-swap below the ceiling) and
+//!   released if the OS refuses it, so `live ≤ max` holds at every instant outside shutdown.
+//! * **Shrinking never interrupts a task.** Lowering the target asks the coldest parked
+//!   workers to retire at once ([`Sleepers::retire_coldest`]); busy workers check
+//!   `live > target` after each task. Either way a worker retires only by winning a
+//!   compare-and-swap `live → live − 1` guarded by `live > floor`, so concurrent retirements
+//!   can never take the pool below `target` (or below `min` for keep-alive expiry).
+//!
+//! # Design note: shutdown
+//!
+//! 1. Close the submit gate and wait until no submitter is inside it ([`crate::gate`]).
+//!    From then on the queue can only shrink.
+//! 2. `shutdown_now` only: set `aborting`; from then on whoever dequeues a task (a worker or
+//!    the closer) moves it to the returned list instead of running it. Blocked submitters
+//!    are unblocked by that draining.
+//! 3. Set `draining` and wake every parked worker. A worker exits when it finds the queue
+//!    empty while draining. If tasks remain and no worker is alive, the control thread
+//!    starts one (it serves a draining pool as usual).
+//! 4. Wait (condvar, optionally with a deadline) until no worker is alive, then join the
+//!    threads. Called from one of the pool's own workers, shutdown skips waiting for that
+//!    worker, which drains and exits after its current task returns.
+
+use crate::builder::{Config, QueueCapacity};
+use crate::clock::Clock;
+use crate::controller::{CtlInner, Managed};
+use crate::error::ShutdownTimeout;
+use crate::gate::Gate;
+use crate::job::Outcome;
+use crate::shard::{bump, ShardTable, ShardTotals, WorkerShard};
+use crate::sleep::Sleepers;
+use crate::stats::Stats;
+use crate::sync::lock_std as lock;
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
+use crossbeam_utils::CachePadded;
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Runs one job of type `J`.
+pub(crate) trait Handler<J>: Send + Sync + 'static {
+    fn handle(&self, job: J) -> Outcome;
+}
+
+/// What a queue entry holds: one job, or a chunk of a batch.
+pub(crate) enum Item<J> {
+    One(J),
+    Batch(Vec<J>),
+}
+
+impl<J> Item<J> {
+    fn len(&self) -> u64 {
+        match self {
+            Item::One(_) => 1,
+            Item::Batch(v) => v.len() as u64,
+        }
+    }
+}
+
+/// A queue entry: the item and when it was queued (0 = not sampled for wait time).
+pub(crate) struct Task<J> {
+    pub(crate) item: Item<J>,
+    pub(crate) queued_ns: u64,
+}
+
+/// How a submit waits for room in a full queue.
+#[derive(Clone, Copy)]
+pub(crate) enum Wait {
+    Block,
+    Never,
+    Until(Instant),
+}
+
+/// Why a push failed; the task comes back.
+pub(crate) enum Reject<J> {
+    Full(Task<J>),
+    Closed(Task<J>),
+}
+
+thread_local! {
+    /// The pool whose worker the current thread is (0 = none).
+    static CURRENT_POOL: Cell<usize> = const { Cell::new(0) };
+    /// Per-thread countdown for 1-in-N wait sampling: no shared counter to contend on.
+    static SAMPLE_COUNTDOWN: Cell<u32> = const { Cell::new(0) };
+}
+
+static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
+
+/// Counters that are not per-thread or per-worker (rare events).
+#[derive(Default)]
+struct RareCounters {
+    spawned: AtomicU64,
+    retired: AtomicU64,
+    spawn_failures: AtomicU64,
+    hook_panics: AtomicU64,
+    returned: AtomicU64,
+}
+
+/// Spawn backoff after the OS refused a thread.
+struct SpawnBackoff {
+    until: Option<Instant>,
+    delay: Duration,
+}
+
+/// The largest chunk a batch is split into: big enough to amortise a queue operation over
+/// many trivial tasks, small enough that one worker does not hog a long batch.
+const MAX_BATCH_CHUNK: usize = 256;
+
+const SPAWN_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const SPAWN_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+pub(crate) struct Shared<J, H> {
+    pub(crate) id: usize,
+    tx: Sender<Task<J>>,
+    rx: Receiver<Task<J>>,
+    handler: H,
+    gate: Gate,
+    pub(crate) sleepers: Sleepers,
+    live: CachePadded<AtomicUsize>,
+    starting: AtomicUsize,
+    target: AtomicUsize,
+    min: AtomicUsize,
+    max: AtomicUsize,
+    bounds_lock: Mutex<()>,
+    draining: AtomicBool,
+    aborting: AtomicBool,
+    spawn_pending: AtomicBool,
+    rare: RareCounters,
+    shards: Mutex<ShardTable>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+    returned: Mutex<Vec<J>>,
+    exit_lock: Mutex<()>,
+    exited: Condvar,
+    backoff: Mutex<SpawnBackoff>,
+    pub(crate) config: Config,
+    pub(crate) clock: Clock,
+    ctl: Arc<CtlInner>,
+}
+
+impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
+    pub(crate) fn new(config: Config, handler: H, ctl: Arc<CtlInner>) -> Arc<Self> {
+        let (tx, rx) = match config.queue {
+            QueueCapacity::Bounded(n) => crossbeam_channel::bounded(n),
+            QueueCapacity::Unbounded => crossbeam_channel::unbounded(),
+        };
+        let shards = (crate::clock::cpu_count() * 4).clamp(4, 64);
+        Arc::new(Shared {
+            id: NEXT_POOL_ID.fetch_add(1, Relaxed),
+            tx,
+            rx,
+            handler,
+            gate: Gate::new(shards),
+            sleepers: Sleepers::new(),
+            live: CachePadded::new(AtomicUsize::new(0)),
+            starting: AtomicUsize::new(0),
+            target: AtomicUsize::new(config.max),
+            min: AtomicUsize::new(config.min),
+            max: AtomicUsize::new(config.max),
+            bounds_lock: Mutex::new(()),
+            draining: AtomicBool::new(false),
+            aborting: AtomicBool::new(false),
+            spawn_pending: AtomicBool::new(false),
+            rare: RareCounters::default(),
+            shards: Mutex::new(ShardTable::default()),
+            handles: Mutex::new(Vec::new()),
+            returned: Mutex::new(Vec::new()),
+            exit_lock: Mutex::new(()),
+            exited: Condvar::new(),
+            backoff: Mutex::new(SpawnBackoff {
+                until: None,
+                delay: SPAWN_BACKOFF_MIN,
+            }),
+            config,
+            clock: Clock::new(),
+            ctl,
+        })
+    }
+
+    /// Starts `min` workers on the calling thread (the `prestart` option).
+    pub(crate) fn prestart(self: &Arc<Self>) {
+        while self.live.load(Acquire) < self.min.load(Relaxed) {
+            if !self.try_spawn_one(usize::MAX) {
+                break;
+            }
+        }
+    }
+
+    // ----- submit path -------------------------------------------------------------------
+
+    /// The enqueue timestamp for the next task from this thread (0 when not sampled).
+    #[inline]
+    pub(crate) fn stamp(&self) -> u64 {
+        let every = self.config.wait_sample_every;
+        if every == 1 {
+            return self.clock.now_ns();
+        }
+        SAMPLE_COUNTDOWN.with(|c| {
+            let left = c.get();
+            if left == 0 {
+                c.set(every - 1);
+                self.clock.now_ns()
+            } else {
+                c.set(left - 1);
+                0
+            }
+        })
+    }
+
+    /// Whether the queue is full right now (a cheap pre-check that lets `try_*` reject
+    /// without boxing the job).
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.tx.is_full()
+    }
+
+    /// Counts a rejection that happened before a push was attempted.
+    #[inline]
+    pub(crate) fn count_rejected_full(&self, n: u64) {
+        match self.gate.enter() {
+            Ok(pass) => bump_shared(&pass.counters().rejected_full, n),
+            Err(c) => bump_shared(&c.rejected_shutdown, n),
+        }
+    }
+
+    /// Whether submits are being refused.
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.gate.is_closed()
+    }
+
+    /// Pushes one queue entry. On success the task is accepted and counted.
+    #[inline]
+    pub(crate) fn push(&self, task: Task<J>, wait: Wait) -> Result<(), Reject<J>> {
+        let n = task.item.len();
+        let pass = match self.gate.enter() {
+            Ok(p) => p,
+            Err(counters) => {
+                bump_shared(&counters.rejected_shutdown, n);
+                return Err(Reject::Closed(task));
+            }
+        };
+        let sent = match wait {
+            Wait::Never => self.tx.try_send(task).map_err(|e| match e {
+                TrySendError::Full(t) | TrySendError::Disconnected(t) => t,
+            }),
+            Wait::Block => self.tx.send(task).map_err(|e| e.0),
+            Wait::Until(d) => self.tx.send_deadline(task, d).map_err(|e| match e {
+                SendTimeoutError::Timeout(t) | SendTimeoutError::Disconnected(t) => t,
+            }),
+        };
+        match sent {
+            Ok(()) => {
+                bump_shared(&pass.counters().submitted, n);
+                drop(pass);
+                self.after_push();
+                Ok(())
+            }
+            Err(task) => {
+                bump_shared(&pass.counters().rejected_full, n);
+                Err(Reject::Full(task))
+            }
+        }
+    }
+
+    /// Splits `jobs` into chunks, one queue entry each, and pushes them in order
+    /// (blocking). On shutdown returns the jobs not accepted, in order.
+    pub(crate) fn push_batch(&self, mut pending: Vec<J>, stamp: u64) -> Result<(), Vec<J>> {
+        let n = pending.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let workers = self
+            .live
+            .load(Relaxed)
+            .clamp(1, self.target.load(Relaxed).max(1));
+        let chunk = n.div_ceil(workers).clamp(1, MAX_BATCH_CHUNK);
+        while !pending.is_empty() {
+            let tail = if pending.len() > chunk {
+                pending.split_off(chunk)
+            } else {
+                Vec::new()
+            };
+            let item = if pending.len() == 1 {
+                Item::One(pending.pop().expect("one job"))
+            } else {
+                Item::Batch(pending)
+            };
+            match self.push(
+                Task {
+                    item,
+                    queued_ns: stamp,
+                },
+                Wait::Block,
+            ) {
+                Ok(()) => pending = tail,
+                Err(Reject::Closed(t) | Reject::Full(t)) => {
+                    let mut rest = match t.item {
+                        Item::One(j) => vec![j],
+                        Item::Batch(v) => v,
+                    };
+                    rest.extend(tail);
+                    return Err(rest);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Wakes one parked worker for a task just queued, or asks for one more worker.
+    #[inline]
+    fn after_push(&self) {
+        if !self.sleepers.notify_one() {
+            self.request_spawn();
+        }
+    }
+
+    #[inline]
+    fn request_spawn(&self) {
+        if self.live.load(Relaxed) < self.target.load(Relaxed)
+            && !self.spawn_pending.load(Relaxed)
+            && !self.spawn_pending.swap(true, AcqRel)
+        {
+            self.ctl.kick();
+        }
+    }
+
+    // ----- worker side -------------------------------------------------------------------
+
+    /// Takes one queue entry without blocking.
+    #[inline]
+    pub(crate) fn try_take(&self) -> Option<Task<J>> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Runs a dequeued entry on the current worker, recording wait and run time.
+    #[inline]
+    pub(crate) fn run_task(&self, task: Task<J>, shard: &WorkerShard) {
+        if self.aborting.load(Acquire) {
+            self.return_unrun(task);
+            return;
+        }
+        let sampled = task.queued_ns != 0;
+        let start = if sampled {
+            let now = self.clock.now_ns();
+            bump(&shard.wait_ns, now.saturating_sub(task.queued_ns));
+            bump(&shard.wait_samples, 1);
+            now
+        } else {
+            0
+        };
+        shard.busy.store(true, Relaxed);
+        let n = match task.item {
+            Item::One(j) => {
+                self.run_one(j, shard);
+                1
+            }
+            Item::Batch(jobs) => {
+                let n = jobs.len() as u64;
+                for j in jobs {
+                    self.run_one(j, shard);
+                }
+                n
+            }
+        };
+        shard.busy.store(false, Relaxed);
+        if sampled {
+            let run = self.clock.now_ns().saturating_sub(start);
+            bump(&shard.run_ns, run);
+            bump(&shard.run_samples, n);
+        }
+    }
+
+    #[inline]
+    fn run_one(&self, job: J, shard: &WorkerShard) {
+        match catch_unwind(AssertUnwindSafe(|| self.handler.handle(job))) {
+            Ok(Outcome::Done) => {}
+            Ok(Outcome::PanickedDelivered) => bump(&shard.panicked, 1),
+            Err(payload) => {
+                bump(&shard.panicked, 1);
+                self.report_panic(payload);
+            }
+        }
+        bump(&shard.completed, 1);
+    }
+
+    #[cold]
+    fn report_panic(&self, payload: Box<dyn std::any::Any + Send>) {
+        if let Some(h) = &self.config.panic_handler {
+            let h = Arc::clone(h);
+            if catch_unwind(AssertUnwindSafe(move || h(payload))).is_err() {
+                self.rare.hook_panics.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Runs a thread hook, containing and counting a panic.
+    pub(crate) fn run_hook(&self, hook: Option<&crate::builder::ThreadHook>) {
+        if let Some(h) = hook {
+            if catch_unwind(AssertUnwindSafe(|| h())).is_err() {
+                self.rare.hook_panics.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    #[cold]
+    fn return_unrun(&self, task: Task<J>) {
+        let mut r = lock(&self.returned);
+        match task.item {
+            Item::One(j) => r.push(j),
+            Item::Batch(v) => r.extend(v),
+        }
+    }
+
+    /// Whether a worker that finds the queue empty should exit.
+    #[inline]
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(SeqCst)
+    }
+
+    /// The deadline for an idle worker's park: keep-alive if the pool is above `min`,
+    /// none otherwise (workers at the floor never wake up for nothing).
+    pub(crate) fn idle_deadline(&self) -> Option<Instant> {
+        if self.live.load(Relaxed) > self.min.load(Relaxed) {
+            Some(Instant::now() + self.config.keep_alive)
+        } else {
+            None
+        }
+    }
+
+    /// Retires the calling worker if the pool has more than `floor` live workers. On
+    /// success the caller must exit.
+    pub(crate) fn try_retire_above(&self, floor: usize) -> bool {
+        let mut live = self.live.load(Relaxed);
+        while live > floor {
+            match self
+                .live
+                .compare_exchange_weak(live, live - 1, AcqRel, Relaxed)
+            {
+                Ok(_) => {
+                    self.rare.retired.fetch_add(1, Relaxed);
+                    return true;
+                }
+                Err(now) => live = now,
+            }
+        }
+        false
+    }
+
+    /// After a task: retire if the pool is above its target.
+    #[inline]
+    pub(crate) fn should_retire_busy(&self) -> bool {
+        self.live.load(Relaxed) > self.target.load(Relaxed) && {
+            let t = self.target.load(Relaxed).max(self.min.load(Relaxed));
+            self.try_retire_above(t)
+        }
+    }
+
+    /// The floor for keep-alive expiry.
+    pub(crate) fn min_floor(&self) -> usize {
+        self.min.load(Relaxed)
+    }
+
+    /// The floor for a retire request.
+    pub(crate) fn target_floor(&self) -> usize {
+        self.target.load(Relaxed).max(self.min.load(Relaxed))
+    }
+
+    /// A worker leaving because of shutdown (not a retirement): release its live slot.
+    pub(crate) fn exit_for_shutdown(&self) {
+        self.live.fetch_sub(1, AcqRel);
+    }
+
+    /// Bookkeeping every exiting worker does last.
+    pub(crate) fn worker_exited(&self, shard_idx: usize) {
+        lock(&self.shards).release(shard_idx);
+        let _g = lock(&self.exit_lock);
+        self.exited.notify_all();
+    }
+
+    /// Marks the current thread as a worker of this pool.
+    pub(crate) fn enter_worker(&self) {
+        CURRENT_POOL.with(|c| c.set(self.id));
+        self.starting.fetch_sub(1, AcqRel);
+    }
+
+    fn on_own_worker(&self) -> bool {
+        CURRENT_POOL.with(|c| c.get()) == self.id
+    }
+
+    // ----- growth (control thread) -----------------------------------------------------
+
+    /// Starts one worker if `live < ceiling` (and `< max`). Returns whether one started.
+    fn try_spawn_one(self: &Arc<Self>, ceiling: usize) -> bool {
+        let cap = ceiling.min(self.max.load(Relaxed));
+        let mut live = self.live.load(Relaxed);
+        loop {
+            if live >= cap {
+                return false;
+            }
+            match self
+                .live
+                .compare_exchange_weak(live, live + 1, AcqRel, Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => live = now,
+            }
+        }
+        self.starting.fetch_add(1, AcqRel);
+        match self.start_thread() {
+            Ok(h) => {
+                self.rare.spawned.fetch_add(1, Relaxed);
+                let mut hs = lock(&self.handles);
+                hs.retain(|h| !h.is_finished());
+                hs.push(h);
+                lock(&self.backoff).delay = SPAWN_BACKOFF_MIN;
+                true
+            }
+            Err(e) => {
+                self.live.fetch_sub(1, AcqRel);
+                self.starting.fetch_sub(1, AcqRel);
+                self.rare.spawn_failures.fetch_add(1, Relaxed);
+                let mut b = lock(&self.backoff);
+                b.until = Some(Instant::now() + b.delay);
+                tracing::warn!(
+                    pool = self.id,
+                    error = %e,
+                    retry_in_ms = b.delay.as_millis() as u64,
+                    "could not start a worker thread"
+                );
+                b.delay = (b.delay * 2).min(SPAWN_BACKOFF_MAX);
+                // Wake the submitter-side flag so that the next push asks again.
+                self.spawn_pending.store(false, Release);
+                false
+            }
+        }
+    }
+
+    fn start_thread(self: &Arc<Self>) -> std::io::Result<JoinHandle<()>> {
+        if let Some(hook) = &self.config.spawn_hook {
+            hook()?;
+        }
+        let (idx, shard) = lock(&self.shards).acquire();
+        let mut b = std::thread::Builder::new().name(self.config.thread_name.clone());
+        if let Some(s) = self.config.stack_size {
+            b = b.stack_size(s);
+        }
+        let me = Arc::clone(self);
+        let r = b.spawn(move || crate::worker::run(me, idx, shard));
+        if r.is_err() {
+            lock(&self.shards).release(idx);
+        }
+        r
+    }
+
+    fn spawn_wanted(&self) -> bool {
+        let live = self.live.load(Acquire);
+        if live < self.min.load(Relaxed) && !self.draining.load(Relaxed) {
+            return true;
+        }
+        let queued = self.rx.len();
+        if queued == 0 {
+            return false;
+        }
+        // While draining, make sure somebody is left to run what is queued.
+        if self.draining.load(Relaxed) {
+            return live == 0;
+        }
+        live < self.target.load(Relaxed)
+            && queued > self.sleepers.idle() + self.starting.load(Acquire)
+    }
+
+    // ----- resize ------------------------------------------------------------------------
+
+    /// Sets the ceiling for growth; returns the value in force (clamped to
+    /// `[max(min, 1), max]`).
+    pub(crate) fn set_target(&self, n: usize) -> usize {
+        let _g = lock(&self.bounds_lock);
+        let min = self.min.load(Relaxed);
+        let max = self.max.load(Relaxed);
+        let t = n.clamp(min.max(1), max);
+        self.target.store(t, Release);
+        drop(_g);
+        self.enforce_target();
+        t
+    }
+
+    /// Shrinks toward the target at once by retiring idle workers, and asks for growth if
+    /// work is waiting.
+    fn enforce_target(&self) {
+        let live = self.live.load(Acquire);
+        let target = self.target_floor();
+        if live > target {
+            self.sleepers.retire_coldest(live - target);
+        } else if !self.rx.is_empty() || live < self.min.load(Relaxed) {
+            self.spawn_pending.store(true, Release);
+            self.ctl.kick();
+        }
+    }
+
+    /// Changes `min` and `max`; the target is clamped into the new range.
+    pub(crate) fn set_bounds(&self, min: usize, max: usize) -> Result<(), crate::BuildError> {
+        if max == 0 {
+            return Err(crate::BuildError::new("max_workers", "must be at least 1"));
+        }
+        if min > max {
+            return Err(crate::BuildError::new(
+                "min_workers",
+                format!("{min} is greater than max_workers ({max})"),
+            ));
+        }
+        {
+            let _g = lock(&self.bounds_lock);
+            self.min.store(min, Release);
+            self.max.store(max, Release);
+            let t = self.target.load(Relaxed).clamp(min.max(1), max);
+            self.target.store(t, Release);
+        }
+        self.enforce_target();
+        if self.live.load(Acquire) < min {
+            self.spawn_pending.store(true, Release);
+            self.ctl.kick();
+        }
+        Ok(())
+    }
+
+    // ----- observation -------------------------------------------------------------------
+
+    pub(crate) fn shard_totals(&self) -> ShardTotals {
+        lock(&self.shards).totals()
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let t = self.shard_totals();
+        let live = self.live.load(Acquire);
+        let idle = self.sleepers.idle().min(live);
+        Stats {
+            live,
+            idle,
+            busy: t.busy,
+            queued: self.rx.len(),
+            submitted: self.gate.sum(|c| &c.submitted),
+            completed: t.completed,
+            rejected: self.gate.sum(|c| &c.rejected_full) + self.gate.sum(|c| &c.rejected_shutdown),
+            rejected_overloaded: self.gate.sum(|c| &c.rejected_full),
+            rejected_shutdown: self.gate.sum(|c| &c.rejected_shutdown),
+            panicked: t.panicked,
+            spawned: self.rare.spawned.load(Relaxed),
+            retired: self.rare.retired.load(Relaxed),
+            spawn_failures: self.rare.spawn_failures.load(Relaxed),
+            hook_panics: self.rare.hook_panics.load(Relaxed),
+            returned: self.rare.returned.load(Relaxed),
+            target: self.target.load(Relaxed),
+            min: self.min.load(Relaxed),
+            max: self.max.load(Relaxed),
+            wait_ns_total: t.wait_ns,
+            wait_samples: t.wait_samples,
+            run_ns_total: t.run_ns,
+            run_samples: t.run_samples,
+        }
+    }
+
+    // ----- shutdown ----------------------------------------------------------------------
+
+    /// Runs the shutdown protocol (see the module notes). With `abort`, returns the jobs
+    /// that never ran.
+    pub(crate) fn shutdown(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        abort: bool,
+    ) -> (Result<(), ShutdownTimeout>, Vec<J>) {
+        if abort {
+            self.aborting.store(true, SeqCst);
+            // Drain while waiting so that submitters blocked on a full queue get in (and
+            // then get drained too).
+            loop {
+                self.drain_into_returned();
+                let step = Instant::now() + Duration::from_millis(1);
+                let until = deadline.map_or(step, |d| d.min(step));
+                if self.gate.close_and_wait(Some(until)) {
+                    break;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return (Err(self.timeout_report()), self.take_returned());
+                }
+            }
+            self.drain_into_returned();
+        } else if !self.gate.close_and_wait(deadline) {
+            return (Err(self.timeout_report()), Vec::new());
+        }
+        self.draining.store(true, SeqCst);
+        self.sleepers.notify_all();
+        if !self.rx.is_empty() && self.live.load(Acquire) == 0 {
+            self.spawn_pending.store(true, Release);
+            self.ctl.kick();
+        }
+        let own = usize::from(self.on_own_worker());
+        {
+            let mut g = lock(&self.exit_lock);
+            loop {
+                let live = self.live.load(Acquire);
+                if live <= own && (own == 1 || self.rx.is_empty()) {
+                    break;
+                }
+                g = match deadline {
+                    None => self.exited.wait(g).unwrap_or_else(|p| p.into_inner()),
+                    Some(d) => {
+                        let now = Instant::now();
+                        if now >= d {
+                            drop(g);
+                            return (Err(self.timeout_report()), self.take_returned());
+                        }
+                        self.exited
+                            .wait_timeout(g, d - now)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                };
+            }
+        }
+        // Every worker but (possibly) the caller has left its loop; join them so that no
+        // thread outlives the pool.
+        let me = std::thread::current().id();
+        let handles: Vec<JoinHandle<()>> = std::mem::take(&mut *lock(&self.handles));
+        for h in handles {
+            if h.thread().id() != me {
+                let _ = h.join();
+            }
+        }
+        (Ok(()), self.take_returned())
+    }
+
+    fn drain_into_returned(&self) {
+        while let Ok(t) = self.rx.try_recv() {
+            self.return_unrun(t);
+        }
+    }
+
+    fn take_returned(&self) -> Vec<J> {
+        let v = std::mem::take(&mut *lock(&self.returned));
+        self.rare.returned.fetch_add(v.len() as u64, Relaxed);
+        v
+    }
+
+    fn timeout_report(&self) -> ShutdownTimeout {
+        ShutdownTimeout {
+            running: self.shard_totals().busy,
+            queued: self.rx.len(),
+            workers: self.live.load(Acquire),
+        }
+    }
+}
+
+/// Adds to a counter that several threads may share (submit counters are per-thread
+/// shards, but more threads than shards can map to one).
+#[inline]
+fn bump_shared(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Relaxed);
+}
+
+impl<J: Send + 'static, H: Handler<J>> Managed for Shared<J, H> {
+    fn service(self: Arc<Self>, now: Instant) -> Option<Instant> {
+        self.spawn_pending.store(false, SeqCst);
+        {
+            let b = lock(&self.backoff);
+            if let Some(until) = b.until {
+                if now < until {
+                    return Some(until);
+                }
+            }
+        }
+        while self.spawn_wanted() {
+            let ceiling = if self.draining.load(Relaxed) {
+                1
+            } else {
+                self.target.load(Relaxed).max(self.min.load(Relaxed))
+            };
+            if !self.try_spawn_one(ceiling) {
+                let b = lock(&self.backoff);
+                return b.until.filter(|u| *u > Instant::now());
+            }
+        }
+        None
+    }
+
+    fn id(&self) -> usize {
+        self.id
+    }
+}

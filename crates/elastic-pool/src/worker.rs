@@ -1,0 +1,105 @@
+//! The worker loop: take a task, run it, spin briefly when the queue runs dry, then park on
+//! the idle stack until woken, retired or expired.
+
+use crate::shard::WorkerShard;
+use crate::shared::{Handler, Shared};
+use crate::sleep::{Sleeper, Wake};
+use crossbeam_utils::{Backoff, CachePadded};
+use std::sync::Arc;
+
+/// Why the loop ended.
+enum Exit {
+    /// Won a retirement compare-and-swap: `live` is already decremented.
+    Retired,
+    /// Shutdown: the queue is empty and the pool is draining.
+    Shutdown,
+}
+
+/// Body of every worker thread.
+pub(crate) fn run<J: Send + 'static, H: Handler<J>>(
+    shared: Arc<Shared<J, H>>,
+    shard_idx: usize,
+    shard: Arc<CachePadded<WorkerShard>>,
+) {
+    shared.enter_worker();
+    shared.run_hook(shared.config.on_start.as_ref());
+    let me = Sleeper::for_current_thread();
+    let exit = work(&shared, &shard, &me);
+    if let Exit::Shutdown = exit {
+        shared.exit_for_shutdown();
+    }
+    shared.run_hook(shared.config.on_stop.as_ref());
+    shared.worker_exited(shard_idx);
+}
+
+fn work<J: Send + 'static, H: Handler<J>>(
+    shared: &Shared<J, H>,
+    shard: &WorkerShard,
+    me: &crate::sync::Arc<Sleeper>,
+) -> Exit {
+    loop {
+        // Busy phase: run tasks back to back.
+        if let Some(task) = shared.try_take() {
+            shared.run_task(task, shard);
+            if shared.should_retire_busy() {
+                return Exit::Retired;
+            }
+            continue;
+        }
+        // Brief spin: under load the next task usually arrives within microseconds, and a
+        // park/unpark round trip costs a futex call on both sides.
+        let backoff = Backoff::new();
+        let mut found = None;
+        while !backoff.is_completed() {
+            backoff.snooze();
+            if let Some(t) = shared.try_take() {
+                found = Some(t);
+                break;
+            }
+        }
+        if let Some(task) = found {
+            shared.run_task(task, shard);
+            if shared.should_retire_busy() {
+                return Exit::Retired;
+            }
+            continue;
+        }
+        if shared.is_draining() {
+            // Every push happened before `draining` was set, so an empty look now is final.
+            match shared.try_take() {
+                Some(task) => {
+                    shared.run_task(task, shard);
+                    continue;
+                }
+                None => return Exit::Shutdown,
+            }
+        }
+        // Idle phase: register, look once more (see sleep.rs for why), then park.
+        shared.sleepers.register(me);
+        if let Some(task) = shared.try_take() {
+            let _ = shared.sleepers.cancel(me);
+            shared.run_task(task, shard);
+            if shared.should_retire_busy() {
+                return Exit::Retired;
+            }
+            continue;
+        }
+        if shared.is_draining() {
+            let _ = shared.sleepers.cancel(me);
+            continue;
+        }
+        match shared.sleepers.wait(me, shared.idle_deadline()) {
+            Wake::Notified => {}
+            Wake::Retire => {
+                if shared.try_retire_above(shared.target_floor()) {
+                    return Exit::Retired;
+                }
+            }
+            Wake::TimedOut => {
+                if shared.try_retire_above(shared.min_floor()) {
+                    return Exit::Retired;
+                }
+            }
+        }
+    }
+}
