@@ -1,1 +1,307 @@
-fn main() {}
+//! Empty-task throughput on a pool of 2, from 1 and 2 submitters, for this pool (closures,
+//! typed, batches) and its peers side by side in one process: rusty_pool, threadpool,
+//! rayon `spawn`, tokio `spawn_blocking`, and a bare crossbeam channel with 2 fixed threads
+//! (the floor a pool adds overhead to).
+//!
+//! Each iteration submits `TASKS` empty tasks, then two barrier tasks that each block one
+//! of the two workers until the bench thread joins them: once all three meet, every
+//! earlier task has finished. The time from the first submit to the meeting is the
+//! iteration's time. Run: `cargo bench -p elastic-pool --bench throughput`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+const TASKS: u64 = 50_000;
+
+/// Splits `TASKS` submits over `submitters` threads, each calling `submit(i)`.
+fn drive(submitters: usize, submit: impl Fn(u64) + Sync) {
+    let per = TASKS / submitters as u64;
+    std::thread::scope(|s| {
+        for _ in 0..submitters {
+            s.spawn(|| {
+                for i in 0..per {
+                    submit(i);
+                }
+            });
+        }
+    });
+}
+
+fn time_iters(iters: u64, mut once: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        once();
+    }
+    start.elapsed()
+}
+
+fn bench(c: &mut Criterion) {
+    for submitters in [1usize, 2] {
+        let mut g = c.benchmark_group(format!("empty-{submitters}p"));
+        g.throughput(Throughput::Elements(TASKS));
+        g.sample_size(10);
+        g.warm_up_time(Duration::from_millis(500));
+        g.measurement_time(Duration::from_secs(3));
+
+        // --- elastic-pool, closures ------------------------------------------------------
+        let pool = elastic_pool::Pool::builder()
+            .min_workers(2)
+            .max_workers(2)
+            .prestart(true)
+            .build()
+            .unwrap();
+        g.bench_function(BenchmarkId::new("elastic-pool", submitters), |b| {
+            b.iter_custom(|iters| {
+                time_iters(iters, || {
+                    drive(submitters, |i| {
+                        pool.execute(move || {
+                            black_box(i);
+                        })
+                        .unwrap()
+                    });
+                    let bar = Arc::new(Barrier::new(3));
+                    for _ in 0..2 {
+                        let bar = Arc::clone(&bar);
+                        pool.execute(move || {
+                            bar.wait();
+                        })
+                        .unwrap();
+                    }
+                    bar.wait();
+                })
+            })
+        });
+        drop(pool);
+
+        // --- elastic-pool, typed ---------------------------------------------------------
+        let bar = Arc::new(std::sync::Mutex::new(Arc::new(Barrier::new(3))));
+        let hb = Arc::clone(&bar);
+        let typed = elastic_pool::Pool::builder()
+            .min_workers(2)
+            .max_workers(2)
+            .prestart(true)
+            .build_typed(move |x: u64| {
+                if x == u64::MAX {
+                    let b = Arc::clone(&hb.lock().unwrap());
+                    b.wait();
+                } else {
+                    black_box(x);
+                }
+            })
+            .unwrap();
+        g.bench_function(BenchmarkId::new("elastic-pool-typed", submitters), |b| {
+            b.iter_custom(|iters| {
+                time_iters(iters, || {
+                    let round = Arc::new(Barrier::new(3));
+                    *bar.lock().unwrap() = Arc::clone(&round);
+                    drive(submitters, |i| typed.execute(i).unwrap());
+                    typed.execute(u64::MAX).unwrap();
+                    typed.execute(u64::MAX).unwrap();
+                    round.wait();
+                })
+            })
+        });
+        drop(typed);
+
+        // --- elastic-pool, batches of closures -------------------------------------------
+        let pool = elastic_pool::Pool::builder()
+            .min_workers(2)
+            .max_workers(2)
+            .prestart(true)
+            .build()
+            .unwrap();
+        g.bench_function(BenchmarkId::new("elastic-pool-batch", submitters), |b| {
+            b.iter_custom(|iters| {
+                time_iters(iters, || {
+                    let per = TASKS / submitters as u64;
+                    std::thread::scope(|s| {
+                        for _ in 0..submitters {
+                            s.spawn(|| {
+                                let mut i = 0;
+                                while i < per {
+                                    let end = (i + 512).min(per);
+                                    pool.execute_batch((i..end).map(|k| {
+                                        move || {
+                                            black_box(k);
+                                        }
+                                    }))
+                                    .unwrap();
+                                    i = end;
+                                }
+                            });
+                        }
+                    });
+                    let bar = Arc::new(Barrier::new(3));
+                    for _ in 0..2 {
+                        let bar = Arc::clone(&bar);
+                        pool.execute(move || {
+                            bar.wait();
+                        })
+                        .unwrap();
+                    }
+                    bar.wait();
+                })
+            })
+        });
+        drop(pool);
+
+        // --- rusty_pool ------------------------------------------------------------------
+        let rp = rusty_pool::ThreadPool::new(2, 2, Duration::from_secs(60));
+        rp.start_core_threads();
+        g.bench_function(BenchmarkId::new("rusty_pool", submitters), |b| {
+            b.iter_custom(|iters| {
+                time_iters(iters, || {
+                    drive(submitters, |i| {
+                        rp.execute(move || {
+                            black_box(i);
+                        })
+                    });
+                    let bar = Arc::new(Barrier::new(3));
+                    for _ in 0..2 {
+                        let bar = Arc::clone(&bar);
+                        rp.execute(move || {
+                            bar.wait();
+                        });
+                    }
+                    bar.wait();
+                })
+            })
+        });
+        drop(rp);
+
+        // --- threadpool ------------------------------------------------------------------
+        let tp = threadpool::ThreadPool::new(2);
+        let tp = std::sync::Mutex::new(tp);
+        g.bench_function(BenchmarkId::new("threadpool", submitters), |b| {
+            b.iter_custom(|iters| {
+                // threadpool::ThreadPool is Send but not Sync: each submitter gets a clone.
+                let handles: Vec<_> = (0..submitters)
+                    .map(|_| tp.lock().unwrap().clone())
+                    .collect();
+                time_iters(iters, || {
+                    let per = TASKS / submitters as u64;
+                    std::thread::scope(|s| {
+                        for h in &handles {
+                            let h = h.clone();
+                            s.spawn(move || {
+                                for i in 0..per {
+                                    h.execute(move || {
+                                        black_box(i);
+                                    });
+                                }
+                            });
+                        }
+                    });
+                    let bar = Arc::new(Barrier::new(3));
+                    for _ in 0..2 {
+                        let bar = Arc::clone(&bar);
+                        handles[0].execute(move || {
+                            bar.wait();
+                        });
+                    }
+                    bar.wait();
+                })
+            })
+        });
+        drop(tp);
+
+        // --- rayon spawn -----------------------------------------------------------------
+        let rayon_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        g.bench_function(BenchmarkId::new("rayon", submitters), |b| {
+            b.iter_custom(|iters| {
+                time_iters(iters, || {
+                    drive(submitters, |i| {
+                        rayon_pool.spawn(move || {
+                            black_box(i);
+                        })
+                    });
+                    let bar = Arc::new(Barrier::new(3));
+                    for _ in 0..2 {
+                        let bar = Arc::clone(&bar);
+                        rayon_pool.spawn(move || {
+                            bar.wait();
+                        });
+                    }
+                    bar.wait();
+                })
+            })
+        });
+        drop(rayon_pool);
+
+        // --- tokio spawn_blocking ----------------------------------------------------------
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(2)
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        g.bench_function(BenchmarkId::new("tokio-blocking", submitters), |b| {
+            b.iter_custom(|iters| {
+                time_iters(iters, || {
+                    drive(submitters, |i| {
+                        drop(handle.spawn_blocking(move || {
+                            black_box(i);
+                        }))
+                    });
+                    let bar = Arc::new(Barrier::new(3));
+                    for _ in 0..2 {
+                        let bar = Arc::clone(&bar);
+                        drop(handle.spawn_blocking(move || {
+                            bar.wait();
+                        }));
+                    }
+                    bar.wait();
+                })
+            })
+        });
+        drop(rt);
+
+        // --- the floor: a bare channel and 2 fixed threads ---------------------------------
+        type Task = Box<dyn FnOnce() + Send>;
+        let (tx, rx) = crossbeam_channel::bounded::<Task>(65_536);
+        let floor: Vec<_> = (0..2)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    while let Ok(t) = rx.recv() {
+                        t();
+                    }
+                })
+            })
+            .collect();
+        g.bench_function(BenchmarkId::new("channel-floor", submitters), |b| {
+            b.iter_custom(|iters| {
+                time_iters(iters, || {
+                    drive(submitters, |i| {
+                        tx.send(Box::new(move || {
+                            black_box(i);
+                        }))
+                        .unwrap()
+                    });
+                    let bar = Arc::new(Barrier::new(3));
+                    for _ in 0..2 {
+                        let bar = Arc::clone(&bar);
+                        tx.send(Box::new(move || {
+                            bar.wait();
+                        }))
+                        .unwrap();
+                    }
+                    bar.wait();
+                })
+            })
+        });
+        drop(tx);
+        for t in floor {
+            t.join().unwrap();
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -7,11 +7,13 @@
 //! (`active -= 1`). Shutdown sets `closed` and waits for `active` to reach zero; after that
 //! every new submitter sees `closed` and hands its job back, so the queue only shrinks and
 //! the workers can drain it and exit. The two sides form a Dekker pair over `closed` and
-//! `active`, each side writing its own location, issuing `fence(SeqCst)`, then reading the
-//! other's: either the submitter sees `closed`, or shutdown sees the submitter's `active`
-//! and waits for it. (Fences rather than `SeqCst` accesses: loom models `SeqCst` fences
-//! exactly but treats `SeqCst` loads and stores as acquire/release, so only the fence form
-//! can be checked.)
+//! `active`, each side writing its own location and then reading the other's: either the
+//! submitter sees `closed`, or shutdown sees the submitter's `active` and waits for it.
+//! Leaving uses `fence(SeqCst)` between the decrement and the look at `closed`; that same
+//! fence orders the caller's push before its look at the idle stack, so the submit path
+//! pays for one fence, not two (see `Sleepers::notify_one_after_fence`). Entering relies on
+//! `SeqCst` accesses instead of a fence; see `Gate::enter_sees_closed` for why that is
+//! sound and how loom checks it.
 //!
 //! `active` is sharded per thread (cache-padded) so that concurrent submitters do not bounce
 //! one cache line; the shards also carry the per-thread submit counters, which lets a
@@ -121,15 +123,36 @@ impl Gate {
     #[inline]
     pub fn enter(&self) -> Result<Pass<'_>, &SubmitCounters> {
         let shard = self.my_shard();
-        shard.active.fetch_add(1, Ordering::Relaxed);
         let pass = Pass { gate: self, shard };
-        // Pairs with the fence in `close_and_wait`: see the module notes.
-        fence(Ordering::SeqCst);
-        if self.closed.load(Ordering::Relaxed) {
+        if self.enter_sees_closed(shard) {
             drop(pass);
             return Err(&shard.counters);
         }
         Ok(pass)
+    }
+
+    /// Counts the caller in, then reports whether the gate is closed. Pairs with
+    /// `close_and_wait`: see the module notes.
+    ///
+    /// Outside loom this is a `SeqCst` read-modify-write followed by a `SeqCst` load: all
+    /// four accesses of the Dekker pair are sequentially consistent, so the single total
+    /// order forbids both sides reading the old value, and on x86 the locked add is the
+    /// barrier (no separate fence on the hottest path). loom treats `SeqCst` accesses as
+    /// acquire/release (a documented limitation), so under loom the same pair is written
+    /// with an explicit fence, which loom models exactly.
+    #[inline]
+    fn enter_sees_closed(&self, shard: &Shard) -> bool {
+        #[cfg(not(loom))]
+        {
+            shard.active.fetch_add(1, Ordering::SeqCst);
+            self.closed.load(Ordering::SeqCst)
+        }
+        #[cfg(loom)]
+        {
+            shard.active.fetch_add(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            self.closed.load(Ordering::Relaxed)
+        }
     }
 
     /// Whether the gate has been closed.
@@ -147,14 +170,14 @@ impl Gate {
     fn active(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.active.load(Ordering::Acquire))
+            .map(|s| s.active.load(Ordering::SeqCst))
             .sum()
     }
 
     /// Closes the gate and waits until no submitter is inside. Returns false if `deadline`
     /// passed first (the gate stays closed).
     pub fn close_and_wait(&self, deadline: Option<Instant>) -> bool {
-        self.closed.store(true, Ordering::Relaxed);
+        self.closed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         let mut g = lock(&self.waiter);
         loop {

@@ -28,7 +28,7 @@ mod worker;
 
 pub use builder::{
     Builder, PanicHandler, QueueCapacity, SpawnHook, ThreadHook, DEFAULT_KEEP_ALIVE,
-    DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, DEFAULT_THREAD_NAME,
+    DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, DEFAULT_THREAD_NAME, DEFAULT_WAIT_SAMPLING,
 };
 pub use controller::Controller;
 pub use error::{

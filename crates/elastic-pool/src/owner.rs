@@ -65,6 +65,18 @@ macro_rules! common_pool_methods {
             self.shared.set_bounds(min, max)
         }
 
+        /// Records the queue wait of one task in `n` per submitting thread from now on
+        /// (clamped to ≥ 1); counts of tasks stay exact. An attached autoscaler manages
+        /// this itself.
+        pub fn set_wait_sampling(&self, n: u32) {
+            self.shared.set_sample_every(n);
+        }
+
+        /// The wait-sampling rate in force (1 = every task).
+        pub fn wait_sampling(&self) -> u32 {
+            self.shared.sample_every()
+        }
+
         /// A snapshot of the pool's counts; see [`Stats`](crate::Stats) for how consistent
         /// it is.
         pub fn stats(&self) -> crate::Stats {

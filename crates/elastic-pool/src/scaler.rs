@@ -1,1 +1,620 @@
-//! (in progress)
+//! The autoscaler's decision logic: smoothing, latency evidence, the guards every strategy
+//! shares, and the stabilization of the strategy's recommendation into a new target.
+//!
+//! [`Scaler::tick`] is a pure function of (signals, policy, scaler state): no clock (time is
+//! `now_ns` in the signals), no I/O and no allocation — the state is a handful of EWMAs and two
+//! fixed ring buffers. The control thread calls it once per jittered tick and applies
+//! [`Decision::to`] as the pool's target.
+//!
+//! # The target is a ceiling
+//!
+//! Between ticks the pool spawns a worker itself when a task is queued and no worker is idle, up
+//! to the target; the controller owns retirement. So the target must carry the headroom a burst
+//! needs (the model's size for a peak-aware λ̂) and shrink slowly.
+//!
+//! # One tick
+//!
+//! 1. Smooth: λ̂ is the larger of a mean EWMA of the window's arrival rate and a peak-EWMA
+//!    that takes a window's rate at once when its count is a significant burst (`√n − √m > 2`,
+//!    four standard deviations above the count `m` the mean predicts) and otherwise decays
+//!    towards the mean — a real burst is taken at once, Poisson noise is not. Ŝ and the busy
+//!    count `a` are EWMAs too (`rate_tau_s`, `service_tau_s`).
+//! 2. Evidence: windows' p99 waits are merged until they hold `min_wait_samples` samples; only
+//!    then does a strategy see a p99 ([`WaitEvidence`]).
+//! 3. Strategy: [`Strategy::recommend`].
+//! 4. Guards, in order: *app-limited* (`â < 0.5c` and `c > â + 3√â + 1`: no growth for
+//!    latency), *saturated* (no idle worker all window and tasks queued: grow by
+//!    [`saturation_size`] whatever the evidence, up to a strategy's cap, if any),
+//!    *starvation* (tasks queued, nothing dequeued for `starvation_ms`: one more worker),
+//!    *CPU-bound* (process CPU ≥ `cpu_busy_ratio`: no growth; and when busy workers are mostly
+//!    on a core, no growth beyond `⌈ncpu / k⌉`, `k` = cores used per busy worker).
+//! 5. Stabilize: up at once within `max_step_up`; down to
+//!    `max(highest recommendation in the window, ⌊0.9c⌋, c − max_step_down)`, and never back to
+//!    a size whose merged p99 was over the target while the load stays within `floor_release`
+//!    of the rate it failed at (p99 wait is a cliff: without this memory, any feedback that
+//!    shrinks on "p99 well under target" probes below the right size forever); bounds always.
+//! 6. After a change, latency evidence gathered at the old size is discarded, and so is the
+//!    next window's if tasks were queued at the change (they waited at the old size).
+
+use std::time::Duration;
+
+use crate::ewma::{Ewma, PeakEwma};
+use crate::policy::Policy;
+use crate::strategy::{
+    saturation_size, AnyStrategy, Smoothed, Strategy, StrategyKind, TickSignals, WaitEvidence,
+};
+
+/// A window's arrival count is a burst (taken at once by the peak estimate) when it exceeds the
+/// mean rate's expectation by this many standard deviations of the variance-stabilised count
+/// (`2√n`): a step from 20/s to 200/s at a 500 ms tick is 26 of them, while steady Poisson
+/// noise crosses 4 about once in 30,000 windows.
+const PEAK_Z: f64 = 4.0;
+/// The app-limited guard: no growth for latency while fewer than this fraction of workers are
+/// busy (Netflix's `inflight < limit/2`).
+const APP_LIMITED: f64 = 0.5;
+/// The CPU cap applies when at least this share of busy time is spent on a core.
+const CPU_HEAVY: f64 = 0.5;
+/// Windows of latency evidence merged at most (older ones slide out).
+const EVIDENCE_SLOTS: usize = 64;
+/// Recommendations the stabilization window holds: 1024 ticks, 512 s at the default tick.
+pub const WINDOW_SLOTS: usize = 1024;
+
+/// Which rule set a decision's target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// No change.
+    Hold,
+    /// Grown to the model's size (Erlang-C, demand).
+    Model,
+    /// Grown because measured p99 wait was over the target (queue-wait feedback, Erlang trim).
+    LatencyTrim,
+    /// A hill-climbing step (up, or back from a step that did not pay).
+    Probe,
+    /// Grown because no worker was idle all window and tasks were queued.
+    Saturated,
+    /// One worker added because tasks were queued and none was dequeued for too long.
+    Starvation,
+    /// Growth refused (or cut) because the process already uses about all cores.
+    CpuBound,
+    /// Growth for latency refused because most workers are idle.
+    AppLimited,
+    /// Shrunk (within the stabilization window and the per-tick limit).
+    ScaleDown,
+    /// Clamped to `min_workers` / `max_workers`.
+    Bounds,
+}
+
+impl Rule {
+    /// Every rule, for pre-registering metric label values.
+    pub const ALL: [Rule; 10] = [
+        Rule::Hold,
+        Rule::Model,
+        Rule::LatencyTrim,
+        Rule::Probe,
+        Rule::Saturated,
+        Rule::Starvation,
+        Rule::CpuBound,
+        Rule::AppLimited,
+        Rule::ScaleDown,
+        Rule::Bounds,
+    ];
+
+    /// A stable snake_case name, for tracing fields and metric labels.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Rule::Hold => "hold",
+            Rule::Model => "model",
+            Rule::LatencyTrim => "latency_trim",
+            Rule::Probe => "probe",
+            Rule::Saturated => "saturated",
+            Rule::Starvation => "starvation",
+            Rule::CpuBound => "cpu_bound",
+            Rule::AppLimited => "app_limited",
+            Rule::ScaleDown => "scale_down",
+            Rule::Bounds => "bounds",
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One tick's decision and the signals behind it.
+#[derive(Clone, Copy, Debug)]
+pub struct Decision {
+    /// When (the signals' `now_ns`).
+    pub at_ns: u64,
+    /// The target in force before this tick.
+    pub from: usize,
+    /// The new target.
+    pub to: usize,
+    /// The rule that set `to` (or, when `to == from`, why nothing moved).
+    pub rule: Rule,
+    /// The strategy in force.
+    pub strategy: StrategyKind,
+    /// Smoothed arrival rate λ̂ the model used, per second.
+    pub lambda: f64,
+    /// Smoothed mean service time Ŝ, seconds (0 until a task has completed).
+    pub service_s: f64,
+    /// The merged p99 wait when evidence completed this tick, else the window's own p99.
+    pub wait_p99_s: Option<f64>,
+    /// Mean busy workers over live workers in the window, 0..1.
+    pub utilisation: f64,
+    /// The model's demand in workers (additive across replicas; may exceed `max_workers`).
+    pub demand_workers: f64,
+    /// Queue depth at tick time.
+    pub queue_depth: usize,
+    /// Live workers at tick time.
+    pub live: usize,
+}
+
+impl Decision {
+    /// The target changed.
+    pub fn changed(&self) -> bool {
+        self.from != self.to
+    }
+}
+
+/// Windows of p99 wait merged until they hold enough samples (fixed ring, no allocation).
+#[derive(Clone, Debug)]
+struct Evidence {
+    p99: [f64; EVIDENCE_SLOTS],
+    samples: [u64; EVIDENCE_SLOTS],
+    head: usize,
+    len: usize,
+}
+
+impl Evidence {
+    fn new() -> Self {
+        Evidence {
+            p99: [0.0; EVIDENCE_SLOTS],
+            samples: [0; EVIDENCE_SLOTS],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+
+    fn push(&mut self, p99: f64, samples: u64) {
+        let i = (self.head + self.len) % EVIDENCE_SLOTS;
+        self.p99[i] = p99;
+        self.samples[i] = samples;
+        if self.len < EVIDENCE_SLOTS {
+            self.len += 1;
+        } else {
+            self.head = (self.head + 1) % EVIDENCE_SLOTS;
+        }
+    }
+
+    fn total(&self) -> u64 {
+        (0..self.len)
+            .map(|k| self.samples[(self.head + k) % EVIDENCE_SLOTS])
+            .sum()
+    }
+
+    /// The merged p99, when at least `min` samples have gathered; the windows are then used up.
+    ///
+    /// Each window says about `max(1, 1%·n)` of its samples were at or above its p99 (a window
+    /// of fewer than 100 samples reports its maximum). Walking the windows from the highest p99
+    /// down, the merged p99 is the first whose running tail count reaches 1% of all samples.
+    /// It errs high when small windows are merged, the safe side for an SLO.
+    fn take(&mut self, min: u64) -> Option<WaitEvidence> {
+        let total = self.total();
+        if self.len == 0 || total < min.max(1) {
+            return None;
+        }
+        let mut rows = [(0.0_f64, 0_u64); EVIDENCE_SLOTS];
+        for (k, row) in rows.iter_mut().enumerate().take(self.len) {
+            let i = (self.head + k) % EVIDENCE_SLOTS;
+            *row = (self.p99[i], self.samples[i]);
+        }
+        let rows = &mut rows[..self.len];
+        rows.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        let need = 0.01 * total as f64;
+        let mut tail = 0.0;
+        let mut p99 = rows[0].0;
+        for &(p, n) in rows.iter() {
+            p99 = p;
+            tail += (0.01 * n as f64).max(1.0);
+            if tail >= need {
+                break;
+            }
+        }
+        let windows = self.len as u32;
+        self.clear();
+        Some(WaitEvidence {
+            p99_s: p99,
+            samples: total,
+            windows,
+        })
+    }
+}
+
+/// The stabilization window: recent recommendations with their times (fixed ring).
+#[derive(Clone, Debug)]
+struct Window {
+    at_ns: [u64; WINDOW_SLOTS],
+    rec: [u32; WINDOW_SLOTS],
+    head: usize,
+    len: usize,
+}
+
+impl Window {
+    fn new() -> Self {
+        Window {
+            at_ns: [0; WINDOW_SLOTS],
+            rec: [0; WINDOW_SLOTS],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, at_ns: u64, rec: usize) {
+        let i = (self.head + self.len) % WINDOW_SLOTS;
+        self.at_ns[i] = at_ns;
+        self.rec[i] = u32::try_from(rec).unwrap_or(u32::MAX);
+        if self.len < WINDOW_SLOTS {
+            self.len += 1;
+        } else {
+            self.head = (self.head + 1) % WINDOW_SLOTS;
+        }
+    }
+
+    /// The highest recommendation recorded at or after `since_ns` (and not after `now_ns`).
+    fn max_since(&self, since_ns: u64, now_ns: u64) -> Option<usize> {
+        (0..self.len)
+            .map(|k| (self.head + k) % WINDOW_SLOTS)
+            .filter(|&i| self.at_ns[i] >= since_ns && self.at_ns[i] <= now_ns)
+            .map(|i| self.rec[i] as usize)
+            .max()
+    }
+}
+
+/// The autoscaler's state machine: smoothing, evidence, the strategy, the stabilization window.
+///
+/// Create it once with [`Scaler::new`] and call [`Scaler::tick`] each control tick with the
+/// policy in force; a different policy (including another strategy) takes effect at that tick.
+#[derive(Clone, Debug)]
+pub struct Scaler {
+    kind: StrategyKind,
+    strategy: AnyStrategy,
+    lambda_mean: Ewma,
+    lambda_peak: PeakEwma,
+    service: Ewma,
+    busy_mean: Ewma,
+    rate_tau_s: f64,
+    service_tau_s: f64,
+    evidence: Evidence,
+    window: Window,
+    /// Too-small memory: do not shrink below this while λ̂ ≥ `too_small_lambda·(1 − release)`.
+    too_small: usize,
+    too_small_lambda: f64,
+    /// The next window's waits belong to tasks queued before a resize: skip them.
+    skip_window: bool,
+}
+
+fn tau(s: f64) -> Duration {
+    if s.is_finite() && s > 0.0 {
+        Duration::from_secs_f64(s.min(1e9))
+    } else {
+        Duration::from_secs(1)
+    }
+}
+
+impl Scaler {
+    /// A scaler for `policy`, with no history.
+    pub fn new(policy: &Policy) -> Self {
+        Scaler {
+            kind: policy.strategy,
+            strategy: AnyStrategy::new(policy.strategy),
+            lambda_mean: Ewma::new(tau(policy.rate_tau_s)),
+            lambda_peak: PeakEwma::new(tau(policy.rate_tau_s)),
+            service: Ewma::new(tau(policy.service_tau_s)),
+            busy_mean: Ewma::new(tau(policy.rate_tau_s)),
+            rate_tau_s: policy.rate_tau_s,
+            service_tau_s: policy.service_tau_s,
+            evidence: Evidence::new(),
+            window: Window::new(),
+            too_small: 0,
+            too_small_lambda: 0.0,
+            skip_window: false,
+        }
+    }
+
+    /// The strategy in force (as of the last tick).
+    pub fn strategy(&self) -> StrategyKind {
+        self.kind
+    }
+
+    /// Forgets all history (smoothing, evidence, window, strategy state).
+    pub fn reset(&mut self, policy: &Policy) {
+        *self = Scaler::new(policy);
+    }
+
+    /// Follows a swapped policy: another strategy is rebuilt (its state and the evidence start
+    /// afresh), new time constants apply from now on.
+    fn follow(&mut self, policy: &Policy) {
+        if policy.strategy != self.kind {
+            self.kind = policy.strategy;
+            self.strategy = AnyStrategy::new(policy.strategy);
+            self.evidence.clear();
+        }
+        if policy.rate_tau_s != self.rate_tau_s {
+            self.rate_tau_s = policy.rate_tau_s;
+            let t = tau(policy.rate_tau_s);
+            self.lambda_mean.set_tau(t);
+            self.lambda_peak.set_tau(t);
+            self.busy_mean.set_tau(t);
+        }
+        if policy.service_tau_s != self.service_tau_s {
+            self.service_tau_s = policy.service_tau_s;
+            self.service.set_tau(tau(policy.service_tau_s));
+        }
+    }
+
+    /// One control tick: smoothing, evidence, strategy, guards and stabilization.
+    ///
+    /// Pure: no clock, no I/O, no allocation. `policy` is the policy in force at this tick
+    /// (it should have passed [`Policy::validate`]; out-of-range values are tolerated, never a
+    /// panic). `s.target` is the target in force; the returned [`Decision::to`] is the new one.
+    pub fn tick(&mut self, s: &TickSignals, policy: &Policy) -> Decision {
+        self.follow(policy);
+        let now = s.now_ns;
+        let min = policy.min_workers;
+        let max = policy.max_workers.max(min).max(1);
+
+        // 1. Smoothing.
+        let dt = if s.dt_s.is_finite() && s.dt_s > 0.0 {
+            s.dt_s
+        } else {
+            0.0
+        };
+        let (lambda_window, busy, throughput) = if dt > 0.0 {
+            let n = s.arrivals as f64;
+            let rate = n / dt;
+            // A window is a burst when its count n is significantly above the count m the mean
+            // rate predicts: √n − √m > PEAK_Z/2 (the square root makes Poisson counts' variance
+            // 1/4 whatever the rate, so this is PEAK_Z standard deviations, fair at low rates
+            // too). A burst's rate is taken at once; otherwise the peak decays to the mean.
+            let expected = self.lambda_mean.value().unwrap_or(0.0) * dt;
+            let burst = n.sqrt() - expected.sqrt() > PEAK_Z / 2.0;
+            let mean = self.lambda_mean.update(rate, now);
+            self.lambda_peak
+                .update(if burst { rate } else { mean }, now);
+            let busy = if s.busy_s.is_finite() {
+                (s.busy_s / dt).max(0.0)
+            } else {
+                0.0
+            };
+            self.busy_mean.update(busy, now);
+            (rate, busy, s.completions as f64 / dt)
+        } else {
+            (0.0, 0.0, 0.0)
+        };
+        if let Some(sv) = s.service_mean_s.filter(|v| v.is_finite() && *v > 0.0) {
+            self.service.update(sv, now);
+        }
+        let lambda_mean = self.lambda_mean.value().unwrap_or(0.0);
+        let lambda = lambda_mean.max(self.lambda_peak.value().unwrap_or(0.0));
+        // Standard deviation of the mean EWMA of Poisson window rates: √(λ / 2τ).
+        let lambda_sigma = (lambda_mean / (2.0 * self.rate_tau_s.max(1e-3))).sqrt();
+        let drain = if policy.backlog_drain_s.is_finite() && policy.backlog_drain_s > 0.0 {
+            policy.backlog_drain_s
+        } else {
+            1.0
+        };
+        let q = s.queue_depth;
+        let lambda_eff = lambda + q as f64 / drain;
+
+        // 2. Latency evidence.
+        if let Some(w) = s.wait_p99_s.filter(|w| w.is_finite() && *w >= 0.0) {
+            if s.wait_samples > 0 && !self.skip_window {
+                self.evidence.push(w, s.wait_samples);
+            }
+        }
+        self.skip_window = false;
+        let evidence = self.evidence.take(policy.min_wait_samples);
+
+        // 3. Strategy.
+        let from = s.target;
+        let c = from.clamp(min, max);
+        let busy_mean = self.busy_mean.value().unwrap_or(busy);
+        let view = Smoothed {
+            signals: *s,
+            c,
+            lambda_window,
+            lambda,
+            lambda_sigma,
+            lambda_eff,
+            service_s: self.service.value(),
+            busy,
+            busy_mean,
+            busy_hi: if lambda_mean > 0.0 {
+                busy_mean * (lambda / lambda_mean).max(1.0)
+            } else {
+                busy_mean.max(busy)
+            },
+            throughput,
+            evidence,
+            target_wait_s: policy.target_p99_wait_ms / 1000.0,
+            backlogged: q > 0 || s.saturated,
+        };
+        // Too-small memory: a size whose p99 (gathered at that size: evidence is void after a
+        // resize) was over the target, with workers busy enough to blame the size, is not
+        // shrunk back to while the load stays.
+        if self.too_small > 0
+            && lambda < self.too_small_lambda * (1.0 - policy.floor_release) - 3.0 * lambda_sigma
+        {
+            self.too_small = 0;
+        }
+        if let Some(ev) = evidence {
+            if ev.p99_s > view.target_wait_s && !app_limited(busy_mean.max(busy), c) {
+                self.too_small = self.too_small.max(c + 1);
+                self.too_small_lambda = lambda;
+            }
+        }
+
+        let rec = self.strategy.recommend(&view, policy);
+        let mut rule = rec.rule;
+        let mut want = rec.workers;
+        let mut raised_by_guard = false;
+
+        // 4. Guards.
+        // App-limited: no growth for latency while most workers are idle.
+        if let Some(w) = want {
+            let base = rec.without_latency.unwrap_or(0);
+            if w > c && w > base && app_limited(busy_mean.max(busy), c) {
+                if base > c {
+                    want = Some(base);
+                    rule = Rule::Model;
+                } else {
+                    want = Some(c);
+                    rule = Rule::AppLimited;
+                }
+            }
+        }
+        // Saturated: scale up now, whatever the evidence count.
+        if s.saturated && q > 0 {
+            let mut n = saturation_size(c, s.live, lambda_window, q, drain, throughput);
+            if let Some(cap) = rec.cap {
+                n = n.min(cap.max(c));
+            }
+            if n > c && n > want.unwrap_or(c) {
+                want = Some(n);
+                rule = Rule::Saturated;
+                raised_by_guard = true;
+            }
+        }
+        // Starvation backstop: queued work and nothing dequeued for too long.
+        let cpu = s
+            .cpu_util
+            .filter(|u| u.is_finite())
+            .map(|u| u.clamp(0.0, 1.0));
+        let cpu_high = cpu.is_some_and(|u| u >= policy.cpu_busy_ratio);
+        if q > 0 && s.since_last_dequeue_s * 1000.0 > policy.starvation_ms && !cpu_high {
+            want = Some(want.unwrap_or(c).max(c + 1));
+            rule = Rule::Starvation;
+            raised_by_guard = true;
+        }
+        // CPU-bound: no growth at ~all cores, and no growth past the core count divided by the
+        // share of busy time spent on a core.
+        if let Some(w) = want {
+            if w > c {
+                if cpu_high {
+                    want = Some(c);
+                    rule = Rule::CpuBound;
+                } else if let Some(u) = cpu {
+                    if busy >= 0.5 {
+                        let k = (u * s.ncpu.max(1) as f64 / busy).min(1.0);
+                        if k >= CPU_HEAVY {
+                            let cap = (s.ncpu.max(1) as f64 / k).ceil() as usize;
+                            if w > cap.max(c) {
+                                want = Some(cap.max(c));
+                                rule = Rule::CpuBound;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        // 5. Stabilization.
+        if let Some(w) = want {
+            let remembered = if raised_by_guard {
+                w
+            } else {
+                rec.keep.unwrap_or(w)
+            };
+            self.window.push(now, remembered.min(max));
+        }
+        let mut to = match want {
+            Some(w) if w > c => w.min(c.saturating_add(policy.max_step_up.max(1))),
+            Some(w) if w < c => {
+                let window_ns = secs_to_ns(policy.scale_down_window_s);
+                let highest = self
+                    .window
+                    .max_since(now.saturating_sub(window_ns), now)
+                    .unwrap_or(c);
+                let tenth = c * 9 / 10;
+                let step = c.saturating_sub(policy.max_step_down.max(1));
+                // A size found not to pay (a strategy's cap) overrides the too-small memory:
+                // more workers than that do not lower the wait either.
+                let too_small = rec
+                    .cap
+                    .map_or(self.too_small, |cap| self.too_small.min(cap));
+                let floor = highest.max(tenth).max(step).max(w).max(too_small);
+                if floor < c {
+                    rule = Rule::ScaleDown;
+                    floor
+                } else {
+                    c
+                }
+            }
+            _ => c,
+        };
+        let unclamped = to;
+        to = to.clamp(min, max);
+        if to != unclamped || (to == c && c != from) {
+            rule = Rule::Bounds;
+        }
+        if to == from && !matches!(rule, Rule::CpuBound | Rule::AppLimited | Rule::Bounds) {
+            rule = Rule::Hold;
+        }
+
+        // 6. After a change, evidence gathered at the old size is void.
+        if to != from {
+            self.evidence.clear();
+            // Tasks still queued waited (partly) at the old size; their waits are reported in
+            // the next window.
+            self.skip_window = q > 0;
+            self.strategy.on_resize(from, to);
+        }
+
+        Decision {
+            at_ns: now,
+            from,
+            to,
+            rule,
+            strategy: self.kind,
+            lambda,
+            service_s: self.service.value().unwrap_or(0.0),
+            wait_p99_s: evidence.map(|e| e.p99_s).or(s.wait_p99_s),
+            utilisation: if s.live > 0 {
+                (busy / s.live as f64).min(1.0)
+            } else {
+                0.0
+            },
+            demand_workers: if rec.demand_workers.is_finite() {
+                rec.demand_workers.max(0.0)
+            } else {
+                0.0
+            },
+            queue_depth: q,
+            live: s.live,
+        }
+    }
+}
+
+/// Most workers are idle: `a < 0.5c`, and `c` is above what square-root staffing would ever
+/// ask for at this load (`a + 3√a + 1`). The second condition matters for small pools only:
+/// M/M/c needs 4 workers for λ = 20/s at S = 50 ms (a = 1) and T = 20 ms, where `a < 0.5c`
+/// alone would forbid growing past 2.
+fn app_limited(a: f64, c: usize) -> bool {
+    let c = c as f64;
+    a < APP_LIMITED * c && c > a + 3.0 * a.max(0.0).sqrt() + 1.0
+}
+
+fn secs_to_ns(s: f64) -> u64 {
+    if s.is_finite() && s > 0.0 {
+        (s * 1e9).min(u64::MAX as f64) as u64
+    } else {
+        0
+    }
+}

@@ -5,9 +5,13 @@
 //! shards with relaxed loads. Shards are recycled through a free list when workers retire,
 //! so the table is bounded by the peak number of concurrent workers and totals never go
 //! backwards.
+//!
+//! Busy time is integrated per busy period, not per task: a worker reads the clock when it
+//! starts running tasks after being idle and when it next finds the queue empty, so a
+//! saturated worker reads the clock for no task at all (only sampled tasks are timed).
 
 use crossbeam_utils::CachePadded;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// One worker's counters.
@@ -15,7 +19,10 @@ use std::sync::Arc;
 pub(crate) struct WorkerShard {
     pub(crate) completed: AtomicU64,
     pub(crate) panicked: AtomicU64,
-    pub(crate) busy: AtomicBool,
+    /// Nanoseconds spent in finished busy periods (running tasks back to back).
+    pub(crate) busy_ns: AtomicU64,
+    /// Start of the current busy period (clock ns), or 0 while idle or spinning.
+    pub(crate) busy_since: AtomicU64,
     pub(crate) wait_ns: AtomicU64,
     pub(crate) wait_samples: AtomicU64,
     pub(crate) run_ns: AtomicU64,
@@ -34,6 +41,7 @@ pub(crate) struct ShardTotals {
     pub(crate) completed: u64,
     pub(crate) panicked: u64,
     pub(crate) busy: usize,
+    pub(crate) busy_ns: u64,
     pub(crate) wait_ns: u64,
     pub(crate) wait_samples: u64,
     pub(crate) run_ns: u64,
@@ -60,17 +68,22 @@ impl ShardTable {
 
     /// Returns a retired worker's shard; its counts stay in the totals.
     pub(crate) fn release(&mut self, i: usize) {
-        self.all[i].busy.store(false, Relaxed);
+        self.all[i].busy_since.store(0, Relaxed);
         self.free.push(i);
     }
 
-    /// Sums every shard.
-    pub(crate) fn totals(&self) -> ShardTotals {
+    /// Sums every shard; `now_ns` closes busy periods still in progress.
+    pub(crate) fn totals(&self, now_ns: u64) -> ShardTotals {
         let mut t = ShardTotals::default();
         for s in &self.all {
             t.completed += s.completed.load(Relaxed);
             t.panicked += s.panicked.load(Relaxed);
-            t.busy += usize::from(s.busy.load(Relaxed));
+            let since = s.busy_since.load(Relaxed);
+            t.busy_ns += s.busy_ns.load(Relaxed);
+            if since != 0 {
+                t.busy += 1;
+                t.busy_ns += now_ns.saturating_sub(since);
+            }
             t.wait_ns += s.wait_ns.load(Relaxed);
             t.wait_samples += s.wait_samples.load(Relaxed);
             t.run_ns += s.run_ns.load(Relaxed);

@@ -141,6 +141,8 @@ pub(crate) struct Shared<J, H> {
     draining: AtomicBool,
     aborting: AtomicBool,
     spawn_pending: AtomicBool,
+    /// Record the wait of one task in this many per submitting thread (≥ 1).
+    sample_every: std::sync::atomic::AtomicU32,
     rare: RareCounters,
     shards: Mutex<ShardTable>,
     handles: Mutex<Vec<JoinHandle<()>>>,
@@ -176,6 +178,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             draining: AtomicBool::new(false),
             aborting: AtomicBool::new(false),
             spawn_pending: AtomicBool::new(false),
+            sample_every: std::sync::atomic::AtomicU32::new(config.wait_sample_every),
             rare: RareCounters::default(),
             shards: Mutex::new(ShardTable::default()),
             handles: Mutex::new(Vec::new()),
@@ -206,13 +209,13 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     /// The enqueue timestamp for the next task from this thread (0 when not sampled).
     #[inline]
     pub(crate) fn stamp(&self) -> u64 {
-        let every = self.config.wait_sample_every;
+        let every = self.sample_every.load(Relaxed).max(1);
         if every == 1 {
             return self.clock.now_ns();
         }
         SAMPLE_COUNTDOWN.with(|c| {
             let left = c.get();
-            if left == 0 {
+            if left == 0 || left >= every {
                 c.set(every - 1);
                 self.clock.now_ns()
             } else {
@@ -220,6 +223,16 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
                 0
             }
         })
+    }
+
+    /// Changes the wait-sampling rate (the autoscaler samples more at low rates).
+    pub(crate) fn set_sample_every(&self, n: u32) {
+        self.sample_every.store(n.max(1), Relaxed);
+    }
+
+    /// The wait-sampling rate in force.
+    pub(crate) fn sample_every(&self) -> u32 {
+        self.sample_every.load(Relaxed)
     }
 
     /// Whether the queue is full right now (a cheap pre-check that lets `try_*` reject
@@ -322,10 +335,12 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         Ok(())
     }
 
-    /// Wakes one parked worker for a task just queued, or asks for one more worker.
+    /// Wakes one parked worker for a task just queued, or asks for one more worker. Must
+    /// follow the drop of the submit pass, whose fence orders the push before the look at
+    /// the idle count.
     #[inline]
     fn after_push(&self) {
-        if !self.sleepers.notify_one() {
+        if !self.sleepers.notify_one_after_fence() {
             self.request_spawn();
         }
     }
@@ -364,7 +379,6 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         } else {
             0
         };
-        shard.busy.store(true, Relaxed);
         let n = match task.item {
             Item::One(j) => {
                 self.run_one(j, shard);
@@ -378,12 +392,25 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
                 n
             }
         };
-        shard.busy.store(false, Relaxed);
         if sampled {
             let run = self.clock.now_ns().saturating_sub(start);
             bump(&shard.run_ns, run);
             bump(&shard.run_samples, n);
         }
+    }
+
+    /// A worker found a task after being idle: a busy period starts.
+    #[inline]
+    pub(crate) fn begin_busy(&self, shard: &WorkerShard) {
+        shard.busy_since.store(self.clock.now_ns(), Relaxed);
+    }
+
+    /// A worker found the queue empty: its busy period ends.
+    #[inline]
+    pub(crate) fn end_busy(&self, shard: &WorkerShard) {
+        let since = shard.busy_since.load(Relaxed);
+        bump(&shard.busy_ns, self.clock.now_ns().saturating_sub(since));
+        shard.busy_since.store(0, Relaxed);
     }
 
     #[inline]
@@ -642,7 +669,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     // ----- observation -------------------------------------------------------------------
 
     pub(crate) fn shard_totals(&self) -> ShardTotals {
-        lock(&self.shards).totals()
+        lock(&self.shards).totals(self.clock.now_ns())
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -672,6 +699,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             wait_samples: t.wait_samples,
             run_ns_total: t.run_ns,
             run_samples: t.run_samples,
+            busy_ns_total: t.busy_ns,
         }
     }
 

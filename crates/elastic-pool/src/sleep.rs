@@ -98,9 +98,19 @@ impl Sleepers {
     /// Called by a submitter right after it enqueued a task: wakes the most recently parked
     /// worker, if any. Returns whether one was woken.
     #[inline]
+    // The pool's submit path fences while leaving the gate and calls the `_after_fence`
+    // form; the loom models use this one.
+    #[cfg_attr(not(loom), allow(dead_code))]
     pub fn notify_one(&self) -> bool {
         // Pairs with the fence in `register`: see the design note.
         fence(Ordering::SeqCst);
+        self.notify_one_after_fence()
+    }
+
+    /// [`Sleepers::notify_one`] for a caller that has already issued a `fence(SeqCst)`
+    /// after its push (the submit path: leaving the submit gate fences).
+    #[inline]
+    pub fn notify_one_after_fence(&self) -> bool {
         if self.idle.load(Ordering::Relaxed) == 0 {
             return false;
         }

@@ -23,7 +23,7 @@ pub struct Stats {
     pub live: usize,
     /// Workers parked waiting for work.
     pub idle: usize,
-    /// Workers running a task right now.
+    /// Workers in a busy period: running tasks, or between two back-to-back tasks.
     pub busy: usize,
     /// Queue entries waiting (a batch chunk counts once).
     pub queued: usize,
@@ -63,6 +63,10 @@ pub struct Stats {
     pub run_ns_total: u64,
     /// Number of tasks whose run time was sampled.
     pub run_samples: u64,
+    /// Busy-time integral: worker-nanoseconds spent running tasks (all tasks, not
+    /// sampled), including busy periods still in progress. Its rate of change is the mean
+    /// number of busy workers, `a = λ·S`.
+    pub busy_ns_total: u64,
 }
 
 impl Stats {

@@ -25,6 +25,9 @@ pub(crate) fn run<J: Send + 'static, H: Handler<J>>(
     shared.run_hook(shared.config.on_start.as_ref());
     let me = Sleeper::for_current_thread();
     let exit = work(&shared, &shard, &me);
+    if shard.busy_since.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+        shared.end_busy(&shard);
+    }
     if let Exit::Shutdown = exit {
         shared.exit_for_shutdown();
     }
@@ -37,14 +40,27 @@ fn work<J: Send + 'static, H: Handler<J>>(
     shard: &WorkerShard,
     me: &crate::sync::Arc<Sleeper>,
 ) -> Exit {
+    let mut busy = false;
+    // Runs one task, opening a busy period first if needed. Returns whether to retire.
+    let run = |task, busy: &mut bool| {
+        if !*busy {
+            shared.begin_busy(shard);
+            *busy = true;
+        }
+        shared.run_task(task, shard);
+        shared.should_retire_busy()
+    };
     loop {
         // Busy phase: run tasks back to back.
         if let Some(task) = shared.try_take() {
-            shared.run_task(task, shard);
-            if shared.should_retire_busy() {
+            if run(task, &mut busy) {
                 return Exit::Retired;
             }
             continue;
+        }
+        if busy {
+            shared.end_busy(shard);
+            busy = false;
         }
         // Brief spin: under load the next task usually arrives within microseconds, and a
         // park/unpark round trip costs a futex call on both sides.
@@ -58,8 +74,7 @@ fn work<J: Send + 'static, H: Handler<J>>(
             }
         }
         if let Some(task) = found {
-            shared.run_task(task, shard);
-            if shared.should_retire_busy() {
+            if run(task, &mut busy) {
                 return Exit::Retired;
             }
             continue;
@@ -68,7 +83,7 @@ fn work<J: Send + 'static, H: Handler<J>>(
             // Every push happened before `draining` was set, so an empty look now is final.
             match shared.try_take() {
                 Some(task) => {
-                    shared.run_task(task, shard);
+                    run(task, &mut busy);
                     continue;
                 }
                 None => return Exit::Shutdown,
@@ -78,8 +93,7 @@ fn work<J: Send + 'static, H: Handler<J>>(
         shared.sleepers.register(me);
         if let Some(task) = shared.try_take() {
             let _ = shared.sleepers.cancel(me);
-            shared.run_task(task, shard);
-            if shared.should_retire_busy() {
+            if run(task, &mut busy) {
                 return Exit::Retired;
             }
             continue;

@@ -180,7 +180,7 @@ fn handles_are_futures_under_futures_executor() {
         }
         t
     });
-    assert_eq!(total, (0..50u64).map(|i| i * i).sum());
+    assert_eq!(total, (0..50u64).map(|i| i * i).sum::<u64>());
 }
 
 #[test]
