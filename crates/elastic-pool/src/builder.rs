@@ -2,6 +2,7 @@
 
 use crate::controller::Controller;
 use crate::error::BuildError;
+use crate::policy::Policy;
 use crate::pool::Pool;
 use crate::typed::TypedPool;
 use std::any::Any;
@@ -27,6 +28,8 @@ pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// tasks are always exact. The autoscaler lowers the rate to 1 when load is light, so a
 /// window still holds enough samples.
 pub const DEFAULT_WAIT_SAMPLING: u32 = 8;
+/// The default number of tenant keys a pool has room for.
+pub const DEFAULT_MAX_KEYS: usize = 64;
 /// The default worker thread name.
 pub const DEFAULT_THREAD_NAME: &str = "elastic-pool-worker";
 
@@ -53,6 +56,7 @@ pub(crate) struct Config {
     pub(crate) on_stop: Option<ThreadHook>,
     pub(crate) spawn_hook: Option<SpawnHook>,
     pub(crate) wait_sample_every: u32,
+    pub(crate) max_keys: usize,
 }
 
 /// Builds a [`Pool`] (closures) or a [`TypedPool`] (one handler fixed at build time).
@@ -84,7 +88,9 @@ pub struct Builder {
     on_stop: Option<ThreadHook>,
     spawn_hook: Option<SpawnHook>,
     wait_sample_every: u32,
+    max_keys: usize,
     controller: Option<Controller>,
+    autoscale: Option<Policy>,
 }
 
 impl Default for Builder {
@@ -102,7 +108,9 @@ impl Default for Builder {
             on_stop: None,
             spawn_hook: None,
             wait_sample_every: DEFAULT_WAIT_SAMPLING,
+            max_keys: DEFAULT_MAX_KEYS,
             controller: None,
+            autoscale: None,
         }
     }
 }
@@ -224,6 +232,23 @@ impl Builder {
         self
     }
 
+    /// Room for this many tenant keys ([`Pool::key`](crate::Pool::key)). Default
+    /// [`DEFAULT_MAX_KEYS`] (64). Each key costs about 1.8 KiB (its wait histogram).
+    pub fn max_keys(mut self, n: usize) -> Self {
+        self.max_keys = n;
+        self
+    }
+
+    /// Attaches the autoscaler with `policy`. The policy then owns the bounds, the
+    /// keep-alive and the wait sampling (its `min_workers`, `max_workers`, `keep_alive_s`
+    /// and `wait_sample_every` replace the builder's), and the control thread moves the
+    /// pool's target every tick. Default: no autoscaler (the pool grows on demand up to
+    /// `max_workers`).
+    pub fn autoscale(mut self, policy: Policy) -> Self {
+        self.autoscale = Some(policy);
+        self
+    }
+
     /// Serve this pool from an existing [`Controller`] (one control thread for several
     /// pools). Default: the pool starts a private control thread and stops it at shutdown.
     pub fn controller(mut self, c: &Controller) -> Self {
@@ -273,7 +298,28 @@ impl Builder {
         Ok(())
     }
 
-    fn into_parts(self) -> Result<(Config, Option<Controller>), BuildError> {
+    fn into_parts(
+        mut self,
+    ) -> Result<
+        (
+            Config,
+            Option<Controller>,
+            Option<crate::autoscale::Autoscale>,
+        ),
+        BuildError,
+    > {
+        let autoscale = match self.autoscale.take() {
+            None => None,
+            Some(p) => {
+                let a = crate::autoscale::Autoscale::new(p.clone())
+                    .map_err(|e| BuildError::new("autoscale", format!("invalid policy: {e}")))?;
+                self.min = p.min_workers;
+                self.max = p.max_workers;
+                self.keep_alive = p.keep_alive();
+                self.wait_sample_every = p.wait_sample_every;
+                Some(a)
+            }
+        };
         self.validate()?;
         Ok((
             Config {
@@ -289,8 +335,10 @@ impl Builder {
                 on_stop: self.on_stop,
                 spawn_hook: self.spawn_hook,
                 wait_sample_every: self.wait_sample_every,
+                max_keys: self.max_keys,
             },
             self.controller,
+            autoscale,
         ))
     }
 
@@ -299,8 +347,8 @@ impl Builder {
     /// # Errors
     /// A [`BuildError`] naming the first invalid option.
     pub fn build(self) -> Result<Pool, BuildError> {
-        let (config, controller) = self.into_parts()?;
-        Ok(Pool::from_parts(config, controller))
+        let (config, controller, autoscale) = self.into_parts()?;
+        Ok(Pool::from_parts(config, controller, autoscale))
     }
 
     /// Validates the options and starts a typed pool whose every task is `handler(value)`.
@@ -313,7 +361,9 @@ impl Builder {
         T: Send + 'static,
         F: Fn(T) + Send + Sync + 'static,
     {
-        let (config, controller) = self.into_parts()?;
-        Ok(TypedPool::from_parts(config, controller, handler))
+        let (config, controller, autoscale) = self.into_parts()?;
+        Ok(TypedPool::from_parts(
+            config, controller, autoscale, handler,
+        ))
     }
 }

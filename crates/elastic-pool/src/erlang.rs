@@ -114,8 +114,18 @@ mod tests {
     #[test]
     fn oracle_figures_from_the_research_notes() {
         // S = 50 ms, T = 20 ms, p99: λ 20 → 4, 100 → 10, 200 → 16, 400 → 27, 800 → 48.
-        for (lambda, want) in [(20.0, 4), (100.0, 10), (200.0, 16), (400.0, 27), (800.0, 48)] {
-            assert_eq!(workers_for_wait(lambda, 0.05, 0.02, 0.01, 10_000), want, "λ={lambda}");
+        for (lambda, want) in [
+            (20.0, 4),
+            (100.0, 10),
+            (200.0, 16),
+            (400.0, 27),
+            (800.0, 48),
+        ] {
+            assert_eq!(
+                workers_for_wait(lambda, 0.05, 0.02, 0.01, 10_000),
+                want,
+                "λ={lambda}"
+            );
         }
         assert_eq!(workers_for_wait(0.0, 0.05, 0.02, 0.01, 10_000), 0);
         assert_eq!(workers_for_wait(1e9, 0.05, 0.02, 0.01, 64), 64);

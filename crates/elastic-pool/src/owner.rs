@@ -17,6 +17,7 @@ impl<J: Send + 'static, H: Handler<J>> Owner<J, H> {
     pub(crate) fn start(
         config: crate::builder::Config,
         controller: Option<Controller>,
+        autoscale: Option<crate::autoscale::Autoscale>,
         handler: H,
     ) -> Arc<Self> {
         let controller = controller.unwrap_or_else(|| {
@@ -25,7 +26,7 @@ impl<J: Send + 'static, H: Handler<J>> Owner<J, H> {
             Controller::new().expect("elastic-pool: could not start the control thread")
         });
         let prestart = config.prestart;
-        let shared = Shared::new(config, handler, Arc::clone(controller.inner()));
+        let shared = Shared::new(config, handler, Arc::clone(controller.inner()), autoscale);
         let weak: std::sync::Weak<dyn crate::controller::Managed> =
             Arc::downgrade(&shared) as std::sync::Weak<Shared<J, H>>;
         controller.attach(weak);
@@ -75,6 +76,50 @@ macro_rules! common_pool_methods {
         /// The wait-sampling rate in force (1 = every task).
         pub fn wait_sampling(&self) -> u32 {
             self.shared.sample_every()
+        }
+
+        /// Everything the pool measures: the latest window (queue-wait and service-time
+        /// quantiles, rates, utilisation, queue depth, live and idle workers), smoothed
+        /// values and exact totals. With autoscaling the window is the last control
+        /// tick's; without, it runs from the previous call to this one.
+        pub fn metrics(&self) -> crate::Metrics {
+            self.shared.metrics()
+        }
+
+        /// Replaces the autoscaling policy; it takes effect at the next tick. The bounds
+        /// follow the new policy at once.
+        ///
+        /// # Errors
+        /// The policy is invalid ([`PolicyError`](crate::policy::PolicyError) names the
+        /// field and the rule; the old policy stays), or the pool has no autoscaler
+        /// (`PolicyError::NotAutoscaled`).
+        pub fn set_policy(
+            &self,
+            policy: crate::policy::Policy,
+        ) -> Result<(), crate::policy::PolicyError> {
+            self.shared.set_policy(policy)
+        }
+
+        /// Runs one control tick now, on the calling thread, and returns its decision
+        /// (`None` without an autoscaler). The control thread keeps its own schedule; this
+        /// is for tests, benchmarks and tools that drive the autoscaler by hand.
+        pub fn tick_now(&self) -> Option<crate::Decision> {
+            self.shared.tick_now()
+        }
+
+        /// The autoscaling policy in force, if the pool autoscales.
+        pub fn policy(&self) -> Option<std::sync::Arc<crate::policy::Policy>> {
+            self.shared.autoscale.as_ref().map(|a| a.policy())
+        }
+
+        /// The most recent scale decisions (at most 256, oldest first): every resize and
+        /// every tick where a rule other than `hold` fired, each with the signals behind
+        /// it. Empty without an autoscaler.
+        pub fn decisions(&self) -> Vec<crate::Decision> {
+            self.shared
+                .autoscale
+                .as_ref()
+                .map_or_else(Vec::new, |a| a.decisions())
         }
 
         /// A snapshot of the pool's counts; see [`Stats`](crate::Stats) for how consistent

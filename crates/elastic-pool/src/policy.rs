@@ -67,7 +67,9 @@ pub struct Policy {
     /// Fewest queue-wait samples behind a p99 before the scaler acts on latency; shorter windows
     /// are merged until they hold this many. Default 100 (SEDA's figure).
     pub min_wait_samples: u64,
-    /// Wait sampling rate, 1 in N tasks (1 = every task). Default 1.
+    /// Wait sampling rate, 1 in N tasks (1 = every task), when evidence is plentiful. Default
+    /// 8. At low arrival rates the controller samples more often (down to every task) so that
+    /// a window still holds `min_wait_samples`.
     pub wait_sample_every: u32,
     /// Horizon over which a backlog should be drained, seconds: a queue of Q adds Q/H to the
     /// arrival rate the model sizes for. Default 1 s.
@@ -162,7 +164,7 @@ impl Default for Policy {
             max_step_down: 16,
             keep_alive_s: 10.0,
             min_wait_samples: 100,
-            wait_sample_every: 1,
+            wait_sample_every: 8,
             backlog_drain_s: 1.0,
             rate_tau_s: 5.0,
             service_tau_s: 10.0,
@@ -275,6 +277,9 @@ pub enum PolicyError {
         /// The file.
         path: PathBuf,
     },
+    /// `set_policy` on a pool built without [`Builder::autoscale`](crate::Builder::autoscale).
+    #[error("the pool has no autoscaler; attach one with Builder::autoscale")]
+    NotAutoscaled,
 }
 
 fn at_line(line: Option<usize>) -> String {

@@ -4,9 +4,11 @@ use crate::builder::{Builder, Config};
 use crate::controller::Controller;
 use crate::error::{SubmitError, SubmitTimeoutError, TrySubmitError};
 use crate::handle::TaskHandle;
+use crate::histogram::Snapshot;
 use crate::job::{Exec, Job, Outcome, Run, Spawned};
 use crate::owner::{common_pool_methods, Owner};
 use crate::shared::{Handler, Item, Reject, Shared, Task, Wait};
+use crate::tenant::{Key, KeyStats, KeysFull, NO_KEY};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,8 +63,12 @@ impl Pool {
         Builder::new()
     }
 
-    pub(crate) fn from_parts(config: Config, controller: Option<Controller>) -> Pool {
-        let owner = Owner::start(config, controller, RunJob);
+    pub(crate) fn from_parts(
+        config: Config,
+        controller: Option<Controller>,
+        autoscale: Option<crate::autoscale::Autoscale>,
+    ) -> Pool {
+        let owner = Owner::start(config, controller, autoscale, RunJob);
         Pool {
             shared: Arc::clone(&owner.shared),
             _owner: owner,
@@ -70,10 +76,11 @@ impl Pool {
     }
 
     #[inline]
-    fn task(&self, job: Job) -> Task<Job> {
+    fn task(&self, job: Job, key: u32) -> Task<Job> {
         Task {
             item: Item::One(job),
             queued_ns: self.shared.stamp(),
+            key,
         }
     }
 
@@ -87,7 +94,31 @@ impl Pool {
     where
         F: FnOnce() + Send + 'static,
     {
-        match self.shared.push(self.task(boxed(Exec(f))), Wait::Block) {
+        self.execute_as(NO_KEY, f)
+    }
+
+    /// [`execute`](Pool::execute) on behalf of a tenant [`Key`]: the key's counters and
+    /// wait histogram are updated too.
+    ///
+    /// # Errors
+    /// As [`execute`](Pool::execute).
+    #[inline]
+    pub fn execute_keyed<F>(&self, key: Key, f: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.execute_as(key.0, f)
+    }
+
+    #[inline]
+    fn execute_as<F>(&self, key: u32, f: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        match self
+            .shared
+            .push(self.task(boxed(Exec(f)), key), Wait::Block)
+        {
             Ok(()) => Ok(()),
             Err(Reject::Closed(t) | Reject::Full(t)) => {
                 Err(SubmitError::ShuttingDown(unwrap_one::<Exec<F>>(t).0))
@@ -105,16 +136,38 @@ impl Pool {
     where
         F: FnOnce() + Send + 'static,
     {
+        self.try_execute_as(NO_KEY, f)
+    }
+
+    /// [`try_execute`](Pool::try_execute) on behalf of a tenant [`Key`].
+    ///
+    /// # Errors
+    /// As [`try_execute`](Pool::try_execute).
+    #[inline]
+    pub fn try_execute_keyed<F>(&self, key: Key, f: F) -> Result<(), TrySubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.try_execute_as(key.0, f)
+    }
+
+    #[inline]
+    fn try_execute_as<F>(&self, key: u32, f: F) -> Result<(), TrySubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
         // Shed before boxing: a saturated pool rejects without allocating.
         if self.shared.is_full() {
-            if self.shared.is_closed() {
-                self.shared.count_rejected_full(0);
-                return Err(TrySubmitError::ShuttingDown(f));
-            }
-            self.shared.count_rejected_full(1);
-            return Err(TrySubmitError::Overloaded(f));
+            return Err(if self.shared.count_early_reject(1, key) {
+                TrySubmitError::ShuttingDown(f)
+            } else {
+                TrySubmitError::Overloaded(f)
+            });
         }
-        match self.shared.push(self.task(boxed(Exec(f))), Wait::Never) {
+        match self
+            .shared
+            .push(self.task(boxed(Exec(f)), key), Wait::Never)
+        {
             Ok(()) => Ok(()),
             Err(Reject::Full(t)) => Err(TrySubmitError::Overloaded(unwrap_one::<Exec<F>>(t).0)),
             Err(Reject::Closed(t)) => Err(TrySubmitError::ShuttingDown(unwrap_one::<Exec<F>>(t).0)),
@@ -133,7 +186,7 @@ impl Pool {
         let deadline = Instant::now() + timeout;
         match self
             .shared
-            .push(self.task(boxed(Exec(f))), Wait::Until(deadline))
+            .push(self.task(boxed(Exec(f)), NO_KEY), Wait::Until(deadline))
         {
             Ok(()) => Ok(()),
             Err(Reject::Full(t)) => Err(SubmitTimeoutError::Timeout(unwrap_one::<Exec<F>>(t).0)),
@@ -166,7 +219,7 @@ impl Pool {
         let (tx, rx) = oneshot::channel();
         match self
             .shared
-            .push(self.task(boxed(Spawned { f, tx })), Wait::Block)
+            .push(self.task(boxed(Spawned { f, tx }), NO_KEY), Wait::Block)
         {
             Ok(()) => Ok(TaskHandle::new(rx)),
             Err(Reject::Closed(t) | Reject::Full(t)) => {
@@ -187,7 +240,7 @@ impl Pool {
         let (tx, rx) = oneshot::channel();
         match self
             .shared
-            .push(self.task(boxed(Spawned { f, tx })), Wait::Never)
+            .push(self.task(boxed(Spawned { f, tx }), NO_KEY), Wait::Never)
         {
             Ok(()) => Ok(TaskHandle::new(rx)),
             Err(Reject::Full(t)) => {
@@ -213,13 +266,41 @@ impl Pool {
     {
         let jobs: Vec<Job> = jobs.into_iter().map(|f| boxed(Exec(f))).collect();
         let stamp = self.shared.stamp();
-        self.shared.push_batch(jobs, stamp).map_err(|rest| {
+        self.shared.push_batch(jobs, stamp, NO_KEY).map_err(|rest| {
             SubmitError::ShuttingDown(
                 rest.into_iter()
                     .map(|j| j.downcast::<Exec<F>>().0)
                     .collect(),
             )
         })
+    }
+
+    /// Registers a tenant key by name (or finds it) and returns its dense handle. The map is
+    /// consulted only here; submitting with the key and reading every key's counters touch
+    /// only a fixed slice.
+    ///
+    /// # Errors
+    /// [`KeysFull`] when all [`Builder::max_keys`](crate::Builder::max_keys) slots are
+    /// taken.
+    pub fn key(&self, name: &str) -> Result<Key, KeysFull> {
+        self.shared.keys.key(name)
+    }
+
+    /// The name `key` was registered with.
+    pub fn key_name(&self, key: Key) -> Option<String> {
+        self.shared.keys.name(key)
+    }
+
+    /// One key's counters and its queue-wait histogram (copied into `wait`, which is
+    /// overwritten). `None` for a key of another pool.
+    pub fn key_stats(&self, key: Key, wait: &mut Snapshot) -> Option<KeyStats> {
+        self.shared.keys.stats(key, wait)
+    }
+
+    /// Visits every registered key's counters and live wait histogram, in key order,
+    /// without touching the name map or allocating.
+    pub fn for_each_key(&self, f: impl FnMut(KeyStats, &crate::histogram::Histogram)) {
+        self.shared.keys.for_each(f)
     }
 
     common_pool_methods!(Job);

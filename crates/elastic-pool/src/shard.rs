@@ -10,12 +10,13 @@
 //! starts running tasks after being idle and when it next finds the queue empty, so a
 //! saturated worker reads the clock for no task at all (only sampled tasks are timed).
 
+use crate::histogram::Histogram;
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// One worker's counters.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct WorkerShard {
     pub(crate) completed: AtomicU64,
     pub(crate) panicked: AtomicU64,
@@ -23,9 +24,17 @@ pub(crate) struct WorkerShard {
     pub(crate) busy_ns: AtomicU64,
     /// Start of the current busy period (clock ns), or 0 while idle or spinning.
     pub(crate) busy_since: AtomicU64,
-    pub(crate) wait_ns: AtomicU64,
+    /// Queue entries this worker dequeued (jobs, counting each job of a batch).
+    pub(crate) taken: AtomicU64,
+    /// Times this worker found the queue empty (ended a busy period).
+    pub(crate) idle_entries: AtomicU64,
+    /// Sampled queue waits.
+    pub(crate) wait: Histogram,
+    /// Sampled run times (per job; a sampled batch chunk records its mean).
+    pub(crate) run: Histogram,
+    /// Number of waits in `wait` (the histogram keeps only per-bucket counts).
     pub(crate) wait_samples: AtomicU64,
-    pub(crate) run_ns: AtomicU64,
+    /// Number of jobs in `run`.
     pub(crate) run_samples: AtomicU64,
 }
 
@@ -42,6 +51,8 @@ pub(crate) struct ShardTotals {
     pub(crate) panicked: u64,
     pub(crate) busy: usize,
     pub(crate) busy_ns: u64,
+    pub(crate) taken: u64,
+    pub(crate) idle_entries: u64,
     pub(crate) wait_ns: u64,
     pub(crate) wait_samples: u64,
     pub(crate) run_ns: u64,
@@ -49,7 +60,7 @@ pub(crate) struct ShardTotals {
 }
 
 /// All shards ever handed out, plus the free list.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct ShardTable {
     all: Vec<Arc<CachePadded<WorkerShard>>>,
     free: Vec<usize>,
@@ -64,6 +75,11 @@ impl ShardTable {
         let s = Arc::new(CachePadded::new(WorkerShard::default()));
         self.all.push(Arc::clone(&s));
         (self.all.len() - 1, s)
+    }
+
+    /// Every shard (live and retired workers'), for merging histograms.
+    pub(crate) fn shards(&self) -> impl Iterator<Item = &WorkerShard> + '_ {
+        self.all.iter().map(|s| &***s)
     }
 
     /// Returns a retired worker's shard; its counts stay in the totals.
@@ -84,9 +100,11 @@ impl ShardTable {
                 t.busy += 1;
                 t.busy_ns += now_ns.saturating_sub(since);
             }
-            t.wait_ns += s.wait_ns.load(Relaxed);
+            t.taken += s.taken.load(Relaxed);
+            t.idle_entries += s.idle_entries.load(Relaxed);
+            t.wait_ns += s.wait.sum_ns();
             t.wait_samples += s.wait_samples.load(Relaxed);
-            t.run_ns += s.run_ns.load(Relaxed);
+            t.run_ns += s.run.sum_ns();
             t.run_samples += s.run_samples.load(Relaxed);
         }
         t

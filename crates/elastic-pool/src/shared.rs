@@ -44,6 +44,7 @@ use crate::shard::{bump, ShardTable, ShardTotals, WorkerShard};
 use crate::sleep::Sleepers;
 use crate::stats::Stats;
 use crate::sync::lock_std as lock;
+use crate::tenant::{KeyTable, NO_KEY};
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
@@ -73,10 +74,12 @@ impl<J> Item<J> {
     }
 }
 
-/// A queue entry: the item and when it was queued (0 = not sampled for wait time).
+/// A queue entry: the item, when it was queued (0 = not sampled for wait time), and its
+/// tenant key ([`NO_KEY`] for none).
 pub(crate) struct Task<J> {
     pub(crate) item: Item<J>,
     pub(crate) queued_ns: u64,
+    pub(crate) key: u32,
 }
 
 /// How a submit waits for room in a full queue.
@@ -152,11 +155,19 @@ pub(crate) struct Shared<J, H> {
     backoff: Mutex<SpawnBackoff>,
     pub(crate) config: Config,
     pub(crate) clock: Clock,
+    pub(crate) keys: KeyTable,
+    pub(crate) signals: Mutex<crate::signals::SignalState>,
+    pub(crate) autoscale: Option<crate::autoscale::Autoscale>,
     ctl: Arc<CtlInner>,
 }
 
 impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
-    pub(crate) fn new(config: Config, handler: H, ctl: Arc<CtlInner>) -> Arc<Self> {
+    pub(crate) fn new(
+        config: Config,
+        handler: H,
+        ctl: Arc<CtlInner>,
+        autoscale: Option<crate::autoscale::Autoscale>,
+    ) -> Arc<Self> {
         let (tx, rx) = match config.queue {
             QueueCapacity::Bounded(n) => crossbeam_channel::bounded(n),
             QueueCapacity::Unbounded => crossbeam_channel::unbounded(),
@@ -171,7 +182,11 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             sleepers: Sleepers::new(),
             live: CachePadded::new(AtomicUsize::new(0)),
             starting: AtomicUsize::new(0),
-            target: AtomicUsize::new(config.max),
+            target: AtomicUsize::new(if autoscale.is_some() {
+                config.min.max(1)
+            } else {
+                config.max
+            }),
             min: AtomicUsize::new(config.min),
             max: AtomicUsize::new(config.max),
             bounds_lock: Mutex::new(()),
@@ -189,6 +204,9 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
                 until: None,
                 delay: SPAWN_BACKOFF_MIN,
             }),
+            keys: KeyTable::new(config.max_keys),
+            signals: Mutex::new(crate::signals::SignalState::new()),
+            autoscale,
             config,
             clock: Clock::new(),
             ctl,
@@ -242,12 +260,31 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         self.tx.is_full()
     }
 
-    /// Counts a rejection that happened before a push was attempted.
+    /// Counts a rejection decided before a push was attempted (the queue looked full), as
+    /// overload or, if the gate is closed, as shutdown. Returns whether it was shutdown.
     #[inline]
-    pub(crate) fn count_rejected_full(&self, n: u64) {
-        match self.gate.enter() {
-            Ok(pass) => bump_shared(&pass.counters().rejected_full, n),
-            Err(c) => bump_shared(&c.rejected_shutdown, n),
+    pub(crate) fn count_early_reject(&self, n: u64, key: u32) -> bool {
+        let closed = match self.gate.enter() {
+            Ok(pass) => {
+                bump_shared(&pass.counters().rejected_full, n);
+                false
+            }
+            Err(c) => {
+                bump_shared(&c.rejected_shutdown, n);
+                true
+            }
+        };
+        self.count_key(key, |k| &k.rejected, n);
+        closed
+    }
+
+    /// Adds `n` to one counter of a task's key, if it has one.
+    #[inline]
+    fn count_key(&self, key: u32, f: impl FnOnce(&crate::tenant::KeySlot) -> &AtomicU64, n: u64) {
+        if key != NO_KEY {
+            if let Some(slot) = self.keys.slot(key) {
+                f(slot).fetch_add(n, Relaxed);
+            }
         }
     }
 
@@ -261,10 +298,12 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     #[inline]
     pub(crate) fn push(&self, task: Task<J>, wait: Wait) -> Result<(), Reject<J>> {
         let n = task.item.len();
+        let key = task.key;
         let pass = match self.gate.enter() {
             Ok(p) => p,
             Err(counters) => {
                 bump_shared(&counters.rejected_shutdown, n);
+                self.count_key(key, |k| &k.rejected, n);
                 return Err(Reject::Closed(task));
             }
         };
@@ -281,11 +320,14 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             Ok(()) => {
                 bump_shared(&pass.counters().submitted, n);
                 drop(pass);
+                self.count_key(key, |k| &k.submitted, n);
                 self.after_push();
                 Ok(())
             }
             Err(task) => {
                 bump_shared(&pass.counters().rejected_full, n);
+                drop(pass);
+                self.count_key(key, |k| &k.rejected, n);
                 Err(Reject::Full(task))
             }
         }
@@ -293,7 +335,12 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
 
     /// Splits `jobs` into chunks, one queue entry each, and pushes them in order
     /// (blocking). On shutdown returns the jobs not accepted, in order.
-    pub(crate) fn push_batch(&self, mut pending: Vec<J>, stamp: u64) -> Result<(), Vec<J>> {
+    pub(crate) fn push_batch(
+        &self,
+        mut pending: Vec<J>,
+        stamp: u64,
+        key: u32,
+    ) -> Result<(), Vec<J>> {
         let n = pending.len();
         if n == 0 {
             return Ok(());
@@ -318,6 +365,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
                 Task {
                     item,
                     queued_ns: stamp,
+                    key,
                 },
                 Wait::Block,
             ) {
@@ -370,33 +418,43 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             self.return_unrun(task);
             return;
         }
-        let sampled = task.queued_ns != 0;
+        let Task {
+            item,
+            queued_ns,
+            key,
+        } = task;
+        let n = item.len();
+        bump(&shard.taken, n);
+        let sampled = queued_ns != 0;
         let start = if sampled {
             let now = self.clock.now_ns();
-            bump(&shard.wait_ns, now.saturating_sub(task.queued_ns));
+            let wait = now.saturating_sub(queued_ns);
+            shard.wait.record(wait);
             bump(&shard.wait_samples, 1);
+            if key != NO_KEY {
+                if let Some(slot) = self.keys.slot(key) {
+                    slot.wait.record(wait);
+                    slot.wait_samples.fetch_add(1, Relaxed);
+                }
+            }
             now
         } else {
             0
         };
-        let n = match task.item {
-            Item::One(j) => {
-                self.run_one(j, shard);
-                1
-            }
+        match item {
+            Item::One(j) => self.run_one(j, shard),
             Item::Batch(jobs) => {
-                let n = jobs.len() as u64;
                 for j in jobs {
                     self.run_one(j, shard);
                 }
-                n
             }
-        };
+        }
         if sampled {
             let run = self.clock.now_ns().saturating_sub(start);
-            bump(&shard.run_ns, run);
+            shard.run.record_n(run / n.max(1), n);
             bump(&shard.run_samples, n);
         }
+        self.count_key(key, |k| &k.completed, n);
     }
 
     /// A worker found a task after being idle: a busy period starts.
@@ -408,6 +466,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     /// A worker found the queue empty: its busy period ends.
     #[inline]
     pub(crate) fn end_busy(&self, shard: &WorkerShard) {
+        bump(&shard.idle_entries, 1);
         let since = shard.busy_since.load(Relaxed);
         bump(&shard.busy_ns, self.clock.now_ns().saturating_sub(since));
         shard.busy_since.store(0, Relaxed);
@@ -640,6 +699,24 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         }
     }
 
+    /// Validates and installs a new autoscaling policy; its bounds apply at once, the rest
+    /// at the next tick.
+    pub(crate) fn set_policy(
+        &self,
+        policy: crate::policy::Policy,
+    ) -> Result<(), crate::policy::PolicyError> {
+        let a = self
+            .autoscale
+            .as_ref()
+            .ok_or(crate::policy::PolicyError::NotAutoscaled)?;
+        policy.validate()?;
+        let (min, max) = (policy.min_workers, policy.max_workers);
+        a.store(policy);
+        // validate() guarantees 1 ≤ max and min ≤ max.
+        let _ = self.set_bounds(min, max);
+        Ok(())
+    }
+
     /// Changes `min` and `max`; the target is clamped into the new range.
     pub(crate) fn set_bounds(&self, min: usize, max: usize) -> Result<(), crate::BuildError> {
         if max == 0 {
@@ -667,6 +744,30 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     }
 
     // ----- observation -------------------------------------------------------------------
+
+    pub(crate) fn shards_table(&self) -> &Mutex<ShardTable> {
+        &self.shards
+    }
+
+    /// Accepted and refused task totals over every submitter shard.
+    pub(crate) fn submit_totals(&self) -> (u64, u64) {
+        (
+            self.gate.sum(|c| &c.submitted),
+            self.gate.sum(|c| &c.rejected_full) + self.gate.sum(|c| &c.rejected_shutdown),
+        )
+    }
+
+    pub(crate) fn live_now(&self) -> usize {
+        self.live.load(Acquire)
+    }
+
+    pub(crate) fn target_now(&self) -> usize {
+        self.target.load(Acquire)
+    }
+
+    pub(crate) fn queue_len(&self) -> usize {
+        self.rx.len()
+    }
 
     pub(crate) fn shard_totals(&self) -> ShardTotals {
         lock(&self.shards).totals(self.clock.now_ns())
@@ -804,14 +905,15 @@ fn bump_shared(c: &AtomicU64, n: u64) {
 impl<J: Send + 'static, H: Handler<J>> Managed for Shared<J, H> {
     fn service(self: Arc<Self>, now: Instant) -> Option<Instant> {
         self.spawn_pending.store(false, SeqCst);
-        {
-            let b = lock(&self.backoff);
-            if let Some(until) = b.until {
-                if now < until {
-                    return Some(until);
-                }
-            }
+        let backoff_until = lock(&self.backoff).until.filter(|u| now < *u);
+        if let Some(until) = backoff_until {
+            // Refused threads: no spawning until the backoff passes; control ticks go on.
+            return Some(match self.autoscale_service(now) {
+                Some(t) => t.min(until),
+                None => until,
+            });
         }
+        let mut next = None;
         while self.spawn_wanted() {
             let ceiling = if self.draining.load(Relaxed) {
                 1
@@ -819,11 +921,17 @@ impl<J: Send + 'static, H: Handler<J>> Managed for Shared<J, H> {
                 self.target.load(Relaxed).max(self.min.load(Relaxed))
             };
             if !self.try_spawn_one(ceiling) {
-                let b = lock(&self.backoff);
-                return b.until.filter(|u| *u > Instant::now());
+                next = lock(&self.backoff).until.filter(|u| *u > Instant::now());
+                break;
             }
         }
-        None
+        if self.draining.load(Relaxed) {
+            return next;
+        }
+        match (next, self.autoscale_service(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn id(&self) -> usize {

@@ -60,11 +60,16 @@ impl<T: Send + 'static> std::fmt::Debug for TypedPool<T> {
 }
 
 impl<T: Send + 'static> TypedPool<T> {
-    pub(crate) fn from_parts<F>(config: Config, controller: Option<Controller>, handler: F) -> Self
+    pub(crate) fn from_parts<F>(
+        config: Config,
+        controller: Option<Controller>,
+        autoscale: Option<crate::autoscale::Autoscale>,
+        handler: F,
+    ) -> Self
     where
         F: Fn(T) + Send + Sync + 'static,
     {
-        let owner = Owner::start(config, controller, FnHandler(Box::new(handler)));
+        let owner = Owner::start(config, controller, autoscale, FnHandler(Box::new(handler)));
         TypedPool {
             shared: Arc::clone(&owner.shared),
             _owner: owner,
@@ -76,6 +81,7 @@ impl<T: Send + 'static> TypedPool<T> {
         Task {
             item: Item::One(v),
             queued_ns: self.shared.stamp(),
+            key: crate::tenant::NO_KEY,
         }
     }
 
@@ -136,7 +142,7 @@ impl<T: Send + 'static> TypedPool<T> {
     ) -> Result<(), SubmitError<Vec<T>>> {
         let stamp = self.shared.stamp();
         self.shared
-            .push_batch(values.into_iter().collect(), stamp)
+            .push_batch(values.into_iter().collect(), stamp, crate::tenant::NO_KEY)
             .map_err(SubmitError::ShuttingDown)
     }
 

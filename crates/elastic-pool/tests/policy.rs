@@ -23,7 +23,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!((p.max_step_up, p.max_step_down), (32, 16));
     assert_eq!(p.keep_alive(), Duration::from_secs(10));
     assert_eq!(p.min_wait_samples, 100);
-    assert_eq!(p.wait_sample_every, 1);
+    assert_eq!(p.wait_sample_every, 8);
     assert_eq!(p.starvation(), Duration::from_millis(500));
     assert_eq!(p.cpu_busy_ratio, 0.95);
     assert_eq!(p.strategy, StrategyKind::Erlang);

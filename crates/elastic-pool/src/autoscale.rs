@@ -1,0 +1,188 @@
+//! The autoscaler attached to a pool: the hot-swappable policy, the scaler's state, the
+//! decision ring, and the control tick that ties signals to a new target.
+//!
+//! The policy sits in an [`ArcSwap`]: `set_policy` validates and stores a new one without
+//! any reader ever taking a lock, and the next tick loads it. Everything else is touched
+//! only by the control thread (behind a mutex that is therefore never contended). A tick
+//! allocates nothing: the scaler keeps fixed-size state, windows are computed into
+//! preallocated snapshots, and the decision ring is a `VecDeque` allocated once at its
+//! capacity.
+
+use crate::policy::{Policy, PolicyError};
+use crate::scaler::{Decision, Rule, Scaler};
+use crate::shared::{Handler, Shared};
+use crate::strategy::TickSignals;
+use crate::sync::lock_std as lock;
+use arc_swap::ArcSwap;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// How many decisions the ring keeps.
+pub const DECISION_RING: usize = 256;
+
+pub(crate) struct Autoscale {
+    policy: ArcSwap<Policy>,
+    state: Mutex<AutoState>,
+}
+
+struct AutoState {
+    scaler: Scaler,
+    next_tick: Option<Instant>,
+    rng: u64,
+    ring: VecDeque<Decision>,
+}
+
+impl Autoscale {
+    /// Validates `policy` and prepares the state.
+    pub(crate) fn new(policy: Policy) -> Result<Self, PolicyError> {
+        policy.validate()?;
+        Ok(Autoscale {
+            state: Mutex::new(AutoState {
+                scaler: Scaler::new(&policy),
+                next_tick: None,
+                rng: 0x9E37_79B9_7F4A_7C15 ^ (Instant::now().elapsed().as_nanos() as u64),
+                ring: VecDeque::with_capacity(DECISION_RING),
+            }),
+            policy: ArcSwap::from_pointee(policy),
+        })
+    }
+
+    pub(crate) fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    pub(crate) fn store(&self, p: Policy) {
+        self.policy.store(Arc::new(p));
+    }
+
+    pub(crate) fn decisions(&self) -> Vec<Decision> {
+        lock(&self.state).ring.iter().copied().collect()
+    }
+}
+
+/// xorshift64*: a tiny, allocation-free source of jitter (no `rand` in the library).
+fn next_unit(rng: &mut u64) -> f64 {
+    let mut x = *rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *rng = x;
+    (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
+    /// Runs one control tick now on the calling thread (see `Pool::tick_now`). Returns the
+    /// decision, or `None` without an autoscaler.
+    pub(crate) fn tick_now(&self) -> Option<Decision> {
+        let a = self.autoscale.as_ref()?;
+        let mut st = lock(&a.state);
+        let policy = a.policy.load();
+        Some(self.control_tick(&mut st, &policy))
+    }
+
+    /// Runs a control tick if one is due; returns when the next one is due.
+    pub(crate) fn autoscale_service(&self, now: Instant) -> Option<Instant> {
+        let a = self.autoscale.as_ref()?;
+        let mut st = lock(&a.state);
+        let policy = a.policy.load();
+        let due = match st.next_tick {
+            None => {
+                // First service: open the first window now, decide at the first tick.
+                let mut sig = lock(&self.signals);
+                self.close_window(&mut sig, self.clock.now_ns());
+                true
+            }
+            Some(t) => now >= t,
+        };
+        if due && st.next_tick.is_some() {
+            self.control_tick(&mut st, &policy);
+        }
+        if due {
+            let jitter = next_unit(&mut st.rng);
+            st.next_tick = Some(now + policy.tick_jittered(jitter));
+        }
+        st.next_tick
+    }
+
+    fn control_tick(&self, st: &mut AutoState, policy: &Policy) -> Decision {
+        let now_ns = self.clock.now_ns();
+        let w = {
+            let mut sig = lock(&self.signals);
+            self.close_window(&mut sig, now_ns)
+        };
+        let target = self.target_now();
+        let s = TickSignals {
+            now_ns,
+            dt_s: w.duration.as_secs_f64(),
+            arrivals: w.arrivals,
+            completions: w.completions,
+            dequeued: w.dequeued,
+            busy_s: w.busy_seconds,
+            service_mean_s: w.service.mean.map(|d| d.as_secs_f64()),
+            wait_p99_s: w.wait.p99.map(|d| d.as_secs_f64()),
+            wait_samples: w.wait.samples,
+            queue_depth: w.queue_depth,
+            live: w.live,
+            idle: w.idle,
+            saturated: w.saturated,
+            cpu_util: w.cpu_util,
+            ncpu: crate::clock::cpu_count(),
+            since_last_dequeue_s: w.since_last_dequeue.as_secs_f64(),
+            target,
+        };
+        let d = st.scaler.tick(&s, policy);
+        if d.to != target {
+            self.set_target(d.to);
+        }
+        self.adapt_sampling(policy, &s);
+        if d.changed() || d.rule != Rule::Hold {
+            if st.ring.len() == DECISION_RING {
+                st.ring.pop_front();
+            }
+            st.ring.push_back(d);
+        }
+        if d.changed() {
+            tracing::info!(
+                target: "elastic_pool::scale",
+                pool = self.id,
+                from = d.from,
+                to = d.to,
+                rule = d.rule.as_str(),
+                strategy = d.strategy.as_str(),
+                lambda = d.lambda,
+                service_s = d.service_s,
+                wait_p99_s = d.wait_p99_s.unwrap_or(f64::NAN),
+                utilisation = d.utilisation,
+                demand_workers = d.demand_workers,
+                queue_depth = d.queue_depth,
+                live = d.live,
+                "scale"
+            );
+        } else {
+            tracing::debug!(
+                target: "elastic_pool::scale",
+                pool = self.id,
+                from = d.from,
+                to = d.to,
+                rule = d.rule.as_str(),
+                lambda = d.lambda,
+                demand_workers = d.demand_workers,
+                "hold"
+            );
+        }
+        d
+    }
+
+    /// Samples 1 task in N with N as large as the policy allows, but small enough that a
+    /// window at the current arrival rate still holds the minimum evidence: at low rates
+    /// every task is sampled.
+    fn adapt_sampling(&self, policy: &Policy, s: &TickSignals) {
+        let per_window = s.arrivals as f64;
+        let want = policy.min_wait_samples.max(1) as f64;
+        let n = (per_window / want)
+            .floor()
+            .clamp(1.0, f64::from(policy.wait_sample_every.max(1)));
+        self.set_sample_every(n as u32);
+    }
+}

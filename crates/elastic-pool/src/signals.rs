@@ -1,0 +1,383 @@
+//! Per-window signals: merge the worker shards, take the delta since the last window,
+//! compute quantiles, rates and utilisation, and smooth them.
+//!
+//! An autoscaler needs the *recent* distribution, not the one since start: after a single
+//! spike a cumulative p99 would stay high for ever. So each window is the difference of two
+//! cumulative snapshots (the shards only ever count up), and everything reported comes from
+//! that difference. The state lives behind one mutex that only the control thread (or a
+//! caller of [`Pool::metrics`](crate::Pool::metrics) on a pool without a control tick) takes,
+//! and a window is computed without allocating.
+
+use crate::ewma::{Ewma, PeakEwma};
+use crate::histogram::Snapshot;
+use crate::shared::{Handler, Shared};
+use crate::stats::Stats;
+use crate::sync::lock_std as lock;
+use std::time::Duration;
+
+/// Time constant for the smoothed arrival rate and p99 wait (control.md: τ ≈ 5 s).
+const RATE_TAU: Duration = Duration::from_secs(5);
+/// Time constant for the smoothed service time (τ ≈ 10 s).
+const SERVICE_TAU: Duration = Duration::from_secs(10);
+
+/// Quantiles of one window's sampled durations.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Quantiles {
+    /// Samples behind the figures (sampled tasks only: see
+    /// [`Builder::wait_sampling`](crate::Builder::wait_sampling)).
+    pub samples: u64,
+    /// Median.
+    pub p50: Option<Duration>,
+    /// 90th percentile.
+    pub p90: Option<Duration>,
+    /// 99th percentile.
+    pub p99: Option<Duration>,
+    /// 99.9th percentile.
+    pub p999: Option<Duration>,
+    /// Mean.
+    pub mean: Option<Duration>,
+}
+
+impl Quantiles {
+    fn of(s: &Snapshot, samples: u64) -> Self {
+        let q = |p| s.quantile(p).map(Duration::from_nanos);
+        Quantiles {
+            samples,
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p999: q(0.999),
+            mean: s.mean_ns().map(|m| Duration::from_nanos(m as u64)),
+        }
+    }
+}
+
+/// What the pool measured over one window (the time since the previous window).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Window {
+    /// Length of the window.
+    pub duration: Duration,
+    /// Tasks accepted in the window (exact).
+    pub arrivals: u64,
+    /// Tasks that finished running in the window (exact).
+    pub completions: u64,
+    /// Tasks refused in the window (exact).
+    pub rejected: u64,
+    /// Tasks dequeued by workers in the window (exact).
+    pub dequeued: u64,
+    /// Arrivals per second.
+    pub arrival_rate: f64,
+    /// Completions per second.
+    pub completion_rate: f64,
+    /// Worker-seconds spent running tasks in the window (busy-time integral).
+    pub busy_seconds: f64,
+    /// Mean busy workers, `a = busy_seconds / duration` (= λ·S by Little's law).
+    pub busy_workers: f64,
+    /// `busy_workers / live`, 0..1.
+    pub utilisation: f64,
+    /// Queue-wait distribution of the window.
+    pub wait: Quantiles,
+    /// Service-time (run time) distribution of the window.
+    pub service: Quantiles,
+    /// Queue depth at the window's end.
+    pub queue_depth: usize,
+    /// Live workers at the window's end.
+    pub live: usize,
+    /// Idle (parked) workers at the window's end.
+    pub idle: usize,
+    /// No worker ran out of work at any moment of the window and none is idle now.
+    pub saturated: bool,
+    /// Process CPU time over the window divided by `duration × cpus` (Linux only).
+    pub cpu_util: Option<f64>,
+    /// Time since a worker last dequeued a task (window granularity).
+    pub since_last_dequeue: Duration,
+}
+
+/// Smoothed signals (time-aware EWMA; the p99 is a peak-EWMA that takes rises at once).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Smoothed {
+    /// Arrivals per second.
+    pub arrival_rate: Option<f64>,
+    /// Mean service time.
+    pub service_time: Option<Duration>,
+    /// p99 queue wait.
+    pub wait_p99: Option<Duration>,
+}
+
+/// Everything the pool measures, from [`Pool::metrics`](crate::Pool::metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Metrics {
+    /// The most recent window. With autoscaling it is the last control tick's; without, it
+    /// runs from the previous `metrics()` call to this one.
+    pub window: Window,
+    /// Smoothed values as of the end of `window`.
+    pub smoothed: Smoothed,
+    /// Exact totals since the pool started.
+    pub totals: Stats,
+    /// The wait-sampling rate in force (1 = every task).
+    pub wait_sampling: u32,
+}
+
+/// Cumulative counters at the end of the previous window.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    submitted: u64,
+    completed: u64,
+    rejected: u64,
+    busy_ns: u64,
+    taken: u64,
+    idle_entries: u64,
+    wait_samples: u64,
+    run_samples: u64,
+}
+
+/// Reads the process's CPU time from `/proc/self/stat` into a stack buffer (no allocation,
+/// one `pread` per tick). `None` where the file is missing (not Linux).
+struct CpuClock {
+    file: Option<std::fs::File>,
+    tried: bool,
+}
+
+impl CpuClock {
+    /// Process CPU (user + system) in nanoseconds.
+    fn read_ns(&mut self) -> Option<u64> {
+        if !self.tried {
+            self.tried = true;
+            self.file = std::fs::File::open("/proc/self/stat").ok();
+        }
+        let file = self.file.as_ref()?;
+        let mut buf = [0u8; 1024];
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(file, &mut buf, 0).ok()?;
+        #[cfg(not(unix))]
+        let n = {
+            let _ = (file, &mut buf);
+            0
+        };
+        parse_stat_cpu_ns(&buf[..n])
+    }
+}
+
+/// utime + stime (fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks of 1/100 s) in
+/// nanoseconds. The command name (field 2) may hold spaces, so fields are counted after
+/// its closing parenthesis.
+fn parse_stat_cpu_ns(stat: &[u8]) -> Option<u64> {
+    const TICK_NS: u64 = 10_000_000; // USER_HZ = 100 on every Linux ABI
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let mut fields = stat[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty());
+    // After ')': field 3 (state) is the first; utime is field 14, the 12th after ')'.
+    let utime = fields.nth(11)?;
+    let stime = fields.next()?;
+    let num = |f: &[u8]| -> Option<u64> {
+        f.iter().try_fold(0u64, |acc, &b| {
+            b.is_ascii_digit()
+                .then(|| acc.wrapping_mul(10).wrapping_add(u64::from(b - b'0')))
+        })
+    };
+    Some((num(utime)? + num(stime)?) * TICK_NS)
+}
+
+/// The window machinery's state. Fixed size: every buffer is allocated once.
+pub(crate) struct SignalState {
+    cum_wait: Box<Snapshot>,
+    prev_wait: Box<Snapshot>,
+    win_wait: Box<Snapshot>,
+    cum_run: Box<Snapshot>,
+    prev_run: Box<Snapshot>,
+    win_run: Box<Snapshot>,
+    prev: Counts,
+    last_ns: u64,
+    last_dequeue_ns: u64,
+    prev_cpu_ns: Option<u64>,
+    cpu: CpuClock,
+    lambda: Ewma,
+    service: Ewma,
+    wait_p99: PeakEwma,
+    latest: Window,
+}
+
+impl SignalState {
+    pub(crate) fn new() -> Self {
+        SignalState {
+            cum_wait: Box::default(),
+            prev_wait: Box::default(),
+            win_wait: Box::default(),
+            cum_run: Box::default(),
+            prev_run: Box::default(),
+            win_run: Box::default(),
+            prev: Counts::default(),
+            last_ns: 0,
+            last_dequeue_ns: 0,
+            prev_cpu_ns: None,
+            cpu: CpuClock {
+                file: None,
+                tried: false,
+            },
+            lambda: Ewma::new(RATE_TAU),
+            service: Ewma::new(SERVICE_TAU),
+            wait_p99: PeakEwma::new(RATE_TAU),
+            latest: Window::default(),
+        }
+    }
+
+    /// The smoothed values as of the last window.
+    pub(crate) fn smoothed(&self) -> Smoothed {
+        Smoothed {
+            arrival_rate: self.lambda.value(),
+            service_time: self
+                .service
+                .value()
+                .map(|s| Duration::from_secs_f64(s.max(0.0))),
+            wait_p99: self
+                .wait_p99
+                .value()
+                .map(|s| Duration::from_secs_f64(s.max(0.0))),
+        }
+    }
+
+    /// The last completed window.
+    pub(crate) fn latest(&self) -> Window {
+        self.latest
+    }
+}
+
+impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
+    /// Closes the current window at `now_ns` and returns it. Allocates nothing (after the
+    /// first call, which opens `/proc/self/stat`).
+    pub(crate) fn close_window(&self, st: &mut SignalState, now_ns: u64) -> Window {
+        // Merge every shard into fresh cumulative snapshots.
+        st.cum_wait.clear();
+        st.cum_run.clear();
+        let t = {
+            let table = lock(self.shards_table());
+            st.cum_wait.add_histograms(table.shards().map(|s| &s.wait));
+            st.cum_run.add_histograms(table.shards().map(|s| &s.run));
+            table.totals(now_ns)
+        };
+        st.cum_wait.delta_into(&st.prev_wait, &mut st.win_wait);
+        st.cum_run.delta_into(&st.prev_run, &mut st.win_run);
+        std::mem::swap(&mut st.prev_wait, &mut st.cum_wait);
+        std::mem::swap(&mut st.prev_run, &mut st.cum_run);
+
+        let (submitted, rejected) = self.submit_totals();
+        let now = Counts {
+            submitted,
+            completed: t.completed,
+            rejected,
+            busy_ns: t.busy_ns,
+            taken: t.taken,
+            idle_entries: t.idle_entries,
+            wait_samples: t.wait_samples,
+            run_samples: t.run_samples,
+        };
+        let p = st.prev;
+        st.prev = now;
+        let first = st.last_ns == 0;
+        let dt_ns = if first {
+            now_ns
+        } else {
+            now_ns.saturating_sub(st.last_ns)
+        }
+        .max(1);
+        st.last_ns = now_ns;
+        let dt = dt_ns as f64 / 1e9;
+
+        let dequeued = now.taken.wrapping_sub(p.taken);
+        if dequeued > 0 || st.last_dequeue_ns == 0 {
+            st.last_dequeue_ns = now_ns;
+        }
+        let cpu_now = st.cpu.read_ns();
+        let cpu_util = match (cpu_now, st.prev_cpu_ns) {
+            (Some(c), Some(prev)) if !first => Some(
+                (c.saturating_sub(prev) as f64 / 1e9) / (dt * crate::clock::cpu_count() as f64),
+            ),
+            _ => None,
+        };
+        st.prev_cpu_ns = cpu_now;
+
+        let live = self.live_now();
+        let idle = self.sleepers.idle().min(live);
+        let busy_seconds = now.busy_ns.wrapping_sub(p.busy_ns) as f64 / 1e9;
+        let busy_workers = busy_seconds / dt;
+        let arrivals = now.submitted.wrapping_sub(p.submitted);
+        let completions = now.completed.wrapping_sub(p.completed);
+        let w = Window {
+            duration: Duration::from_nanos(dt_ns),
+            arrivals,
+            completions,
+            rejected: now.rejected.wrapping_sub(p.rejected),
+            dequeued,
+            arrival_rate: arrivals as f64 / dt,
+            completion_rate: completions as f64 / dt,
+            busy_seconds,
+            busy_workers,
+            utilisation: if live > 0 {
+                (busy_workers / live as f64).min(1.0)
+            } else {
+                0.0
+            },
+            wait: Quantiles::of(&st.win_wait, now.wait_samples.wrapping_sub(p.wait_samples)),
+            service: Quantiles::of(&st.win_run, now.run_samples.wrapping_sub(p.run_samples)),
+            queue_depth: self.queue_len(),
+            live,
+            idle,
+            saturated: live > 0 && idle == 0 && now.idle_entries == p.idle_entries,
+            cpu_util,
+            since_last_dequeue: Duration::from_nanos(now_ns.saturating_sub(st.last_dequeue_ns)),
+        };
+        st.lambda.update(w.arrival_rate, now_ns);
+        if let Some(m) = w.service.mean {
+            st.service.update(m.as_secs_f64(), now_ns);
+        }
+        if let Some(p99) = w.wait.p99 {
+            st.wait_p99.update(p99.as_secs_f64(), now_ns);
+        }
+        st.latest = w;
+        w
+    }
+
+    /// The pool's [`Metrics`]: with a control tick, the last tick's window; otherwise a
+    /// window closed now.
+    pub(crate) fn metrics(&self) -> Metrics {
+        let ticking = self.autoscale.is_some();
+        let mut st = lock(&self.signals);
+        let window = if ticking && st.last_ns != 0 {
+            st.latest()
+        } else {
+            let now = self.clock.now_ns();
+            self.close_window(&mut st, now)
+        };
+        Metrics {
+            window,
+            smoothed: st.smoothed(),
+            totals: self.stats(),
+            wait_sampling: self.sample_every(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_stat_cpu_ns;
+
+    #[test]
+    fn parses_proc_stat_with_spaces_in_the_name() {
+        let line = b"1234 (my (odd) prog) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 3 0";
+        assert_eq!(parse_stat_cpu_ns(line), Some((250 + 75) * 10_000_000));
+        assert_eq!(parse_stat_cpu_ns(b"garbage"), None);
+        assert_eq!(parse_stat_cpu_ns(b"1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        if std::path::Path::new("/proc/self/stat").exists() {
+            let mut c = super::CpuClock {
+                file: None,
+                tried: false,
+            };
+            assert!(c.read_ns().is_some());
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! A control tick allocates nothing: a counting global allocator watches
+//! `Pool::tick_now`, which runs exactly the control thread's tick on the calling thread.
+#![cfg(not(loom))]
+
+use elastic_pool::policy::Policy;
+use elastic_pool::Pool;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+struct Counting;
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+// SAFETY: forwards to the system allocator unchanged; only counts calls on this thread.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+#[global_allocator]
+static A: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
+#[test]
+fn a_control_tick_allocates_nothing() {
+    let pool = Pool::builder()
+        .autoscale(Policy {
+            min_workers: 4,
+            max_workers: 64,
+            tick_ms: 60_000.0, // keep the control thread's own ticks out of the way
+            ..Policy::default()
+        })
+        .prestart(true)
+        .build()
+        .unwrap();
+    for _ in 0..2_000 {
+        pool.execute(|| std::hint::black_box(())).unwrap();
+    }
+    assert!(pool.spawn(|| ()).unwrap().join().is_ok());
+    // Warm up: the first tick opens /proc/self/stat, and the decision ring may rotate.
+    for _ in 0..300 {
+        pool.tick_now();
+    }
+    let before = allocs();
+    for round in 0..200 {
+        if round % 50 == 0 {
+            // Keep signals moving between ticks (outside the measured thread's count: the
+            // submits below allocate their boxes, so count them separately).
+            let b = allocs();
+            for i in 0..100u64 {
+                // Captures a value, so each box really allocates (a ZST box would not).
+                pool.execute(move || {
+                    std::hint::black_box(i);
+                })
+                .unwrap();
+            }
+            let submit_allocs = allocs() - b;
+            assert!(submit_allocs >= 100, "the allocator counts this thread");
+            ALLOCS.with(|c| c.set(c.get() - submit_allocs));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let d = pool.tick_now().unwrap();
+        std::hint::black_box(d);
+    }
+    assert_eq!(allocs() - before, 0, "control ticks allocated");
+}

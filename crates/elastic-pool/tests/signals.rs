@@ -1,0 +1,151 @@
+//! The pool's signals: exact counts under sampling, windowed quantiles that forget old
+//! spikes, busy-time utilisation, and per-tenant counters.
+#![cfg(not(loom))]
+
+mod common;
+use common::{wait_until, Latch, PATIENCE};
+use elastic_pool::histogram::Snapshot;
+use elastic_pool::Pool;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[test]
+fn counts_stay_exact_under_sampling_with_concurrent_submitters() {
+    let pool = Pool::builder()
+        .max_workers(3)
+        .wait_sampling(7)
+        .build()
+        .unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..7_000 {
+                    let r = Arc::clone(&ran);
+                    pool.execute(move || {
+                        r.fetch_add(1, SeqCst);
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    pool.shutdown();
+    let st = pool.stats();
+    assert_eq!(st.submitted, 28_000);
+    assert_eq!(st.completed, 28_000);
+    assert_eq!(ran.load(SeqCst), 28_000);
+    // Each of the four submitting threads stamps exactly one task in seven.
+    assert_eq!(st.wait_samples, 4 * 1_000);
+    assert_eq!(st.run_samples, 4 * 1_000);
+}
+
+#[test]
+fn the_window_reports_recent_waits_not_all_time() {
+    let pool = Pool::builder()
+        .max_workers(1)
+        .wait_sampling(1)
+        .build()
+        .unwrap();
+    // A backlog behind one blocked worker: these tasks wait ≥ 30 ms.
+    let latch = Latch::new();
+    let l = latch.clone();
+    pool.execute(move || l.wait()).unwrap();
+    assert!(wait_until(PATIENCE, || pool.stats().busy == 1));
+    for _ in 0..50 {
+        pool.execute(|| ()).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(30)); // the waiting being measured, not a sync
+    latch.open();
+    assert!(wait_until(PATIENCE, || pool.stats().completed == 51));
+    let spike = pool.metrics();
+    let p99 = spike.window.wait.p99.unwrap();
+    assert!(p99 >= Duration::from_millis(25), "spike p99 {p99:?}");
+    assert_eq!(spike.window.completions, 51);
+    assert_eq!(spike.window.wait.samples, 51);
+    // The next window holds only quick tasks: the spike is gone from it.
+    for _ in 0..50 {
+        pool.spawn(|| ()).unwrap().join().unwrap();
+    }
+    assert!(wait_until(PATIENCE, || pool.stats().completed == 101));
+    let calm = pool.metrics();
+    assert_eq!(calm.window.completions, 50);
+    let p99 = calm.window.wait.p99.unwrap();
+    assert!(p99 < Duration::from_millis(10), "calm p99 {p99:?}");
+    // The peak-EWMA still remembers the spike, decaying.
+    assert!(calm.smoothed.wait_p99.unwrap() > p99);
+    assert_eq!(calm.totals.completed, 101);
+}
+
+#[test]
+fn busy_time_gives_mean_busy_workers() {
+    let pool = Pool::builder().max_workers(2).build().unwrap();
+    let _ = pool.metrics(); // open a window
+    let latch = Latch::new();
+    for _ in 0..2 {
+        let l = latch.clone();
+        pool.execute(move || l.wait()).unwrap();
+    }
+    assert!(wait_until(PATIENCE, || pool.stats().busy == 2));
+    std::thread::sleep(Duration::from_millis(100)); // the busy time being measured
+    let w = pool.metrics().window;
+    // Two workers blocked for the whole window, minus start-up: close to 2 busy workers.
+    assert!(w.busy_workers > 1.0 && w.busy_workers <= 2.05, "{w:?}");
+    assert!(w.utilisation > 0.5, "{w:?}");
+    assert_eq!(w.live, 2);
+    latch.open();
+}
+
+#[test]
+fn tenant_keys_count_their_own_tasks() {
+    let pool = Pool::builder()
+        .max_workers(2)
+        .queue_capacity(4)
+        .wait_sampling(1)
+        .max_keys(2)
+        .build()
+        .unwrap();
+    let a = pool.key("tenant-a").unwrap();
+    let b = pool.key("tenant-b").unwrap();
+    assert_eq!(
+        pool.key("tenant-a").unwrap(),
+        a,
+        "registering twice finds the same key"
+    );
+    assert_eq!((a.index(), b.index()), (0, 1));
+    assert_eq!(pool.key("tenant-c").unwrap_err().capacity, 2);
+    assert_eq!(pool.key_name(b).as_deref(), Some("tenant-b"));
+    for _ in 0..30 {
+        pool.execute_keyed(a, || ()).unwrap();
+    }
+    for _ in 0..10 {
+        pool.execute_keyed(b, || ()).unwrap();
+    }
+    // Overload b: two blocked workers and a full queue.
+    let latch = Latch::new();
+    for _ in 0..2 {
+        let l = latch.clone();
+        pool.execute(move || l.wait()).unwrap();
+    }
+    assert!(wait_until(PATIENCE, || pool.stats().busy == 2));
+    let mut refused = 0;
+    for _ in 0..10 {
+        if pool.try_execute_keyed(b, || ()).is_err() {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 6, "queue of 4 takes at most 4");
+    latch.open();
+    pool.shutdown();
+    let mut snap = Snapshot::new();
+    let sa = pool.key_stats(a, &mut snap).unwrap();
+    assert_eq!((sa.submitted, sa.completed, sa.rejected), (30, 30, 0));
+    assert_eq!(snap.count(), 30, "every keyed wait was sampled");
+    let mut seen = Vec::new();
+    pool.for_each_key(|k, _| seen.push(k));
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].submitted, 10 + (10 - refused));
+    assert_eq!(seen[1].completed, seen[1].submitted);
+    assert_eq!(seen[1].rejected, refused);
+}
