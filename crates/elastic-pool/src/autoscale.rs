@@ -31,6 +31,7 @@ struct AutoState {
     next_tick: Option<Instant>,
     rng: u64,
     ring: VecDeque<Decision>,
+    last: Option<Decision>,
 }
 
 impl Autoscale {
@@ -43,6 +44,7 @@ impl Autoscale {
                 next_tick: None,
                 rng: 0x9E37_79B9_7F4A_7C15 ^ (Instant::now().elapsed().as_nanos() as u64),
                 ring: VecDeque::with_capacity(DECISION_RING),
+                last: None,
             }),
             policy: ArcSwap::from_pointee(policy),
         })
@@ -54,6 +56,11 @@ impl Autoscale {
 
     pub(crate) fn store(&self, p: Policy) {
         self.policy.store(Arc::new(p));
+    }
+
+    /// The last tick's decision (kept even when it was a plain hold).
+    pub(crate) fn last_decision(&self) -> Option<Decision> {
+        lock(&self.state).last
     }
 
     pub(crate) fn decisions(&self) -> Vec<Decision> {
@@ -132,6 +139,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             target,
         };
         let d = st.scaler.tick(&s, policy);
+        st.last = Some(d);
         if d.to != target {
             self.set_target(d.to);
         }

@@ -107,6 +107,27 @@ macro_rules! common_pool_methods {
             self.shared.tick_now()
         }
 
+        /// Copies the cumulative (since start) queue-wait and service-time histograms into
+        /// the caller's buffers, merging every worker shard. For exporters: Prometheus
+        /// histograms are cumulative. Allocates nothing.
+        pub fn histograms(
+            &self,
+            wait: &mut crate::histogram::Snapshot,
+            service: &mut crate::histogram::Snapshot,
+        ) {
+            self.shared.cumulative_histograms(wait, service)
+        }
+
+        /// The autoscaler's latest demand estimate in workers (additive across replicas;
+        /// may exceed `max_workers`), or `None` before the first tick or without one.
+        pub fn demand_workers(&self) -> Option<f64> {
+            self.shared
+                .autoscale
+                .as_ref()
+                .and_then(|a| a.last_decision())
+                .map(|d| d.demand_workers)
+        }
+
         /// The autoscaling policy in force, if the pool autoscales.
         pub fn policy(&self) -> Option<std::sync::Arc<crate::policy::Policy>> {
             self.shared.autoscale.as_ref().map(|a| a.policy())

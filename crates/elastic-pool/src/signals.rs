@@ -338,6 +338,15 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         w
     }
 
+    /// Cumulative histograms over every shard.
+    pub(crate) fn cumulative_histograms(&self, wait: &mut Snapshot, run: &mut Snapshot) {
+        wait.clear();
+        run.clear();
+        let table = lock(self.shards_table());
+        wait.add_histograms(table.shards().map(|s| &s.wait));
+        run.add_histograms(table.shards().map(|s| &s.run));
+    }
+
     /// The pool's [`Metrics`]: with a control tick, the last tick's window; otherwise a
     /// window closed now.
     pub(crate) fn metrics(&self) -> Metrics {
