@@ -1,6 +1,35 @@
-//! elastic-pool: a worker pool whose size follows the load.
+//! A worker pool for blocking and CPU work whose size follows the load.
 //!
-//! (Crate overview: see README.md; filled in below.)
+//! Every task is stamped when it is queued (1 in N, per submitting thread) and the worker
+//! that takes it records the queue wait and the run time in its own lock-free histogram.
+//! One control thread turns those signals into a size: it closes a window every tick,
+//! smooths the arrival rate and service time, and sizes the pool with an Erlang-C model,
+//! trimmed by the measured p99 wait (see [`policy`] and [`scaler`]). Between ticks the pool
+//! starts a worker whenever a task is queued and none is idle, up to the ceiling the
+//! controller set; surplus workers retire coldest-first.
+//!
+//! ```
+//! use elastic_pool::Pool;
+//!
+//! let pool = Pool::builder().min_workers(1).max_workers(8).build()?;
+//! pool.execute(|| println!("fire and forget"))?;
+//! let h = pool.spawn(|| 2 + 2)?;
+//! assert_eq!(h.join()?, 4);
+//! let s = pool.stats();
+//! assert!(s.live <= 8);
+//! pool.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Where things are
+//! * [`Pool`] / [`TypedPool`] and their [`Builder`]: submitting, resizing, shutdown.
+//! * [`TaskHandle`]: a spawned task's result, by `join` or as a `Future`.
+//! * [`Stats`] (exact counts) and [`Metrics`] (windowed quantiles, rates, utilisation).
+//! * [`histogram`]: the fixed-memory log-linear histogram; [`ewma`]: time-aware smoothing.
+//! * [`policy`], [`scaler`], [`strategy`], [`erlang`]: the autoscaler's decision logic.
+//! * [`Controller`]: one control thread shared by several pools.
+//!
+//! docs/ARCHITECTURE.md in the repository describes the modules and protocols.
 #![deny(missing_docs)]
 
 mod autoscale;
@@ -55,3 +84,8 @@ pub mod __loom {
     pub use crate::gate::Gate;
     pub use crate::sleep::{Sleeper, Sleepers, Wake};
 }
+
+/// The README's code blocks run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
