@@ -3,6 +3,9 @@
 //! rayon `spawn`, tokio `spawn_blocking`, and a bare crossbeam channel with 2 fixed threads
 //! (the floor a pool adds overhead to).
 //!
+//! `elastic-pool-nowait` is the closure pool with wait sampling turned off
+//! (`wait_sampling(u32::MAX)`), to price the default 1-in-8 sampling.
+//!
 //! Each iteration submits `TASKS` empty tasks, then two barrier tasks that each block one
 //! of the two workers until the bench thread joins them: once all three meet, every
 //! earlier task has finished. The time from the first submit to the meeting is the
@@ -53,6 +56,37 @@ fn bench(c: &mut Criterion) {
             .build()
             .unwrap();
         g.bench_function(BenchmarkId::new("elastic-pool", submitters), |b| {
+            b.iter_custom(|iters| {
+                time_iters(iters, || {
+                    drive(submitters, |i| {
+                        pool.execute(move || {
+                            black_box(i);
+                        })
+                        .unwrap()
+                    });
+                    let bar = Arc::new(Barrier::new(3));
+                    for _ in 0..2 {
+                        let bar = Arc::clone(&bar);
+                        pool.execute(move || {
+                            bar.wait();
+                        })
+                        .unwrap();
+                    }
+                    bar.wait();
+                })
+            })
+        });
+        drop(pool);
+
+        // --- elastic-pool, closures, wait tracking off (for the cost of sampling) ----------
+        let pool = elastic_pool::Pool::builder()
+            .min_workers(2)
+            .max_workers(2)
+            .prestart(true)
+            .wait_sampling(u32::MAX)
+            .build()
+            .unwrap();
+        g.bench_function(BenchmarkId::new("elastic-pool-nowait", submitters), |b| {
             b.iter_custom(|iters| {
                 time_iters(iters, || {
                     drive(submitters, |i| {
