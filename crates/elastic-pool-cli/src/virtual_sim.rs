@@ -28,6 +28,10 @@ use crate::score::{quantile, RunData, Sample, TaskRecord, SAMPLE_NS};
 use crate::task::{thread_cpu_ns, Work};
 use crate::trace::Trace;
 
+/// The real pool's `TRIM_IDLE`: idle workers above the autoscaler's target are retired at
+/// a tick only after this long parked.
+const TRIM_IDLE_NS: u64 = 1_000_000_000;
+
 /// Which idle worker takes the next task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wake {
@@ -61,6 +65,11 @@ struct Config {
     min: usize,
     max: usize,
     target: usize,
+    /// On-demand growth ceiling (≥ target); the scaler's `Decision::ceiling`, else the target.
+    ceiling: usize,
+    /// On-demand growth waits until the oldest queued task has waited this long (ns);
+    /// 0 = at once. Our autoscaled pool uses a quarter of the SLO, as the real one does.
+    spawn_grace_ns: u64,
     grow_on_demand: bool,
     queue_cap: Option<usize>,
     keep_alive_ns: Option<u64>,
@@ -84,6 +93,10 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
                 min,
                 max: p.max_workers,
                 target: min.max(1),
+                ceiling: min.max(1),
+                spawn_grace_ns: ns(
+                    p.target_p99_wait_ms / 1000.0 * elastic_pool::SPAWN_GRACE_FRACTION
+                ),
                 grow_on_demand: true,
                 queue_cap: None,
                 keep_alive_ns: Some(ns(p.keep_alive_s)),
@@ -102,6 +115,8 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
                 min: c,
                 max: oracle.peak().max(1),
                 target: c,
+                ceiling: c,
+                spawn_grace_ns: 0,
                 grow_on_demand: true,
                 queue_cap: None,
                 keep_alive_ns: None,
@@ -116,6 +131,8 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
             min: 0,
             max: ON_DEMAND_MAX,
             target: ON_DEMAND_MAX,
+            ceiling: ON_DEMAND_MAX,
+            spawn_grace_ns: 0,
             grow_on_demand: true,
             queue_cap: None,
             keep_alive_ns: ka,
@@ -131,6 +148,8 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
                 // Growth happens only in `arrive` (queue full); the target only has to keep
                 // the threads past core from retiring before their keep-alive.
                 target: max,
+                ceiling: max,
+                spawn_grace_ns: 0,
                 grow_on_demand: false,
                 queue_cap: Some(queue),
                 keep_alive_ns: ka,
@@ -143,6 +162,8 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
             min: 0,
             max: ON_DEMAND_MAX,
             target: ON_DEMAND_MAX,
+            ceiling: ON_DEMAND_MAX,
+            spawn_grace_ns: 0,
             grow_on_demand: true,
             queue_cap: None,
             keep_alive_ns: ka,
@@ -154,6 +175,8 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
             min: RUSTY_CORE,
             max: RUSTY_MAX,
             target: RUSTY_MAX,
+            ceiling: RUSTY_MAX,
+            spawn_grace_ns: 0,
             grow_on_demand: true,
             queue_cap: None,
             keep_alive_ns: ka,
@@ -169,6 +192,8 @@ fn fixed(n: usize) -> Config {
         min: n,
         max: n,
         target: n,
+        ceiling: n,
+        spawn_grace_ns: 0,
         grow_on_demand: false,
         queue_cap: None,
         keep_alive_ns: None,
@@ -348,11 +373,26 @@ impl Sim<'_> {
         }
     }
 
+    /// When the oldest queued task's grace ends, if on-demand growth is otherwise allowed.
+    fn grace_expiry(&self) -> Option<u64> {
+        if self.cfg.spawn_grace_ns == 0
+            || !self.cfg.grow_on_demand
+            || self.live >= self.cfg.ceiling.min(self.cfg.max)
+        {
+            return None;
+        }
+        let &i = self.queue.front()?;
+        Some(self.records[i].intended_ns + self.cfg.spawn_grace_ns)
+    }
+
     /// Hands queued tasks to idle workers, spawning up to the target where allowed.
     fn dispatch(&mut self) {
         while let Some(&i) = self.queue.front() {
             if self.take_idle() {
-            } else if self.cfg.grow_on_demand && self.live < self.cfg.target.min(self.cfg.max) {
+            } else if self.cfg.grow_on_demand
+                && self.live < self.cfg.ceiling.min(self.cfg.max)
+                && self.now.saturating_sub(self.records[i].intended_ns) >= self.cfg.spawn_grace_ns
+            {
                 self.live += 1;
                 self.spawned += 1;
             } else {
@@ -391,8 +431,8 @@ impl Sim<'_> {
         self.window.completions += 1;
         self.window.service_ns += self.now - start;
         self.busy -= 1;
-        if self.live > self.cfg.target.max(self.cfg.min) {
-            // The target fell below this worker while it was busy: it retires now.
+        if self.live > self.cfg.ceiling.max(self.cfg.min) {
+            // The ceiling fell below this worker while it was busy: it retires now.
             self.live -= 1;
             return;
         }
@@ -408,12 +448,33 @@ impl Sim<'_> {
 
     /// Applies a new target (and for the oracle a new floor).
     fn set_target(&mut self, target: usize, floor: Option<usize>) {
+        self.set_target_ceiling(target, target, floor, 0);
+    }
+
+    /// Applies a new target and on-demand ceiling; idle workers above the target retire.
+    /// `min_idle_ns`: only workers idle at least this long are retired (the real pool's
+    /// `TRIM_IDLE` for autoscaler ticks; 0 for a direct resize).
+    fn set_target_ceiling(
+        &mut self,
+        target: usize,
+        ceiling: usize,
+        floor: Option<usize>,
+        min_idle_ns: u64,
+    ) {
         let target = target.clamp(self.cfg.min.max(1).min(self.cfg.max), self.cfg.max);
         self.cfg.target = target;
+        self.cfg.ceiling = ceiling.clamp(target, self.cfg.max);
         if let Some(f) = floor {
             self.cfg.min = f.min(self.cfg.max);
         }
-        while self.live > target && self.live > self.cfg.min && self.idle.pop_front().is_some() {
+        while self.live > target
+            && self.live > self.cfg.min
+            && self
+                .idle
+                .front()
+                .is_some_and(|&since| self.now.saturating_sub(since) >= min_idle_ns)
+        {
+            self.idle.pop_front();
             self.live -= 1;
         }
         while self.live < self.cfg.min {
@@ -484,7 +545,7 @@ impl Sim<'_> {
             ..Window::default()
         };
         self.next_tick = self.now + next.as_nanos() as u64;
-        self.set_target(decision.to, None);
+        self.set_target_ceiling(decision.to, decision.ceiling, None, TRIM_IDLE_NS);
     }
 
     /// The event loop: arrivals, completions, keep-alive expiries, control ticks and samples
@@ -519,6 +580,9 @@ impl Sim<'_> {
             if let Some(e) = self.next_expiry() {
                 t = t.min(e);
             }
+            if let Some(e) = self.grace_expiry() {
+                t = t.min(e);
+            }
             if self.next_tick < end {
                 t = t.min(self.next_tick);
             }
@@ -539,6 +603,9 @@ impl Sim<'_> {
                 self.finish(i);
             }
             self.expire();
+            if self.grace_expiry().is_some_and(|e| e <= self.now) {
+                self.dispatch();
+            }
             if self.next_tick <= self.now && self.next_tick < end {
                 self.tick();
             }

@@ -68,6 +68,19 @@ impl Autoscale {
     }
 }
 
+/// The share of the wait target that a queued task may wait before the pool starts a
+/// worker on demand (between ticks). Spawning at the first queued task would chase every
+/// Poisson fluctuation (thread churn, reversals); waiting a quarter of the SLO lets a pool
+/// at the right size absorb its usual queueing, while a real burst still gets workers
+/// well inside the target.
+pub const SPAWN_GRACE_FRACTION: f64 = 0.25;
+
+fn spawn_grace(policy: &Policy) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(
+        (policy.target_p99_wait_ms / 1000.0 * SPAWN_GRACE_FRACTION).clamp(0.0, 1.0),
+    )
+}
+
 /// xorshift64*: a tiny, allocation-free source of jitter (no `rand` in the library).
 fn next_unit(rng: &mut u64) -> f64 {
     let mut x = *rng;
@@ -96,6 +109,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         let due = match st.next_tick {
             None => {
                 // First service: open the first window now, decide at the first tick.
+                self.set_spawn_grace(spawn_grace(&policy));
                 let mut sig = lock(&self.signals);
                 self.close_window(&mut sig, self.clock.now_ns());
                 true
@@ -140,9 +154,9 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         };
         let d = st.scaler.tick(&s, policy);
         st.last = Some(d);
-        if d.to != target {
-            self.set_target(d.to);
-        }
+        self.set_spawn_grace(spawn_grace(policy));
+        // Also trims idle workers started on demand above the target.
+        self.set_target_and_ceiling(d.to, d.ceiling);
         self.adapt_sampling(policy, &s);
         if d.changed() || d.rule != Rule::Hold {
             if st.ring.len() == DECISION_RING {

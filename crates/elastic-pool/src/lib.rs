@@ -32,6 +32,7 @@
 //! docs/ARCHITECTURE.md in the repository describes the modules and protocols.
 #![deny(missing_docs)]
 
+pub mod async_submit;
 mod autoscale;
 mod builder;
 pub mod clock;
@@ -39,6 +40,8 @@ mod controller;
 pub mod erlang;
 mod error;
 pub mod ewma;
+#[cfg(any(feature = "prometheus", feature = "metrics"))]
+pub mod export;
 mod gate;
 mod handle;
 pub mod histogram;
@@ -58,7 +61,7 @@ mod tenant;
 mod typed;
 mod worker;
 
-pub use autoscale::DECISION_RING;
+pub use autoscale::{DECISION_RING, SPAWN_GRACE_FRACTION};
 pub use builder::{
     Builder, PanicHandler, QueueCapacity, SpawnHook, ThreadHook, DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_KEYS, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, DEFAULT_THREAD_NAME,

@@ -176,7 +176,7 @@ macro_rules! common_pool_methods {
             timeout: std::time::Duration,
         ) -> Result<(), crate::ShutdownTimeout> {
             self.shared
-                .shutdown(Some(std::time::Instant::now() + timeout), false)
+                .shutdown(std::time::Instant::now().checked_add(timeout), false)
                 .0
         }
 

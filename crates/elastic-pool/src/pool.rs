@@ -183,11 +183,11 @@ impl Pool {
     where
         F: FnOnce() + Send + 'static,
     {
-        let deadline = Instant::now() + timeout;
-        match self
-            .shared
-            .push(self.task(boxed(Exec(f)), NO_KEY), Wait::Until(deadline))
-        {
+        // A timeout too long to represent as an instant is no deadline at all.
+        let wait = Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Block, Wait::Until);
+        match self.shared.push(self.task(boxed(Exec(f)), NO_KEY), wait) {
             Ok(()) => Ok(()),
             Err(Reject::Full(t)) => Err(SubmitTimeoutError::Timeout(unwrap_one::<Exec<F>>(t).0)),
             Err(Reject::Closed(t)) => {

@@ -149,6 +149,11 @@ pub struct Decision {
     pub queue_depth: usize,
     /// Live workers at tick time.
     pub live: usize,
+    /// How far the pool may grow on demand before the next tick (a task queued and no
+    /// worker idle). Equal to `to` when the work is CPU-bound (more threads than cores only
+    /// move the wait into the OS run queue); the policy's max when the work is known to
+    /// block rather than compute; `to` plus headroom while that is not yet known.
+    pub ceiling: usize,
 }
 
 impl Decision {
@@ -298,6 +303,9 @@ pub struct Scaler {
     too_small_lambda: f64,
     /// The next window's waits belong to tasks queued before a resize: skip them.
     skip_window: bool,
+    /// Last measured share of busy time spent on a CPU (process CPU / busy workers), kept
+    /// across windows in which nothing ran.
+    cpu_share: Option<f64>,
 }
 
 fn tau(s: f64) -> Duration {
@@ -325,6 +333,7 @@ impl Scaler {
             too_small: 0,
             too_small_lambda: 0.0,
             skip_window: false,
+            cpu_share: None,
         }
     }
 
@@ -577,10 +586,31 @@ impl Scaler {
             self.strategy.on_resize(from, to);
         }
 
+        // 7. Growth ceiling between ticks.
+        if let Some(u) = cpu {
+            if busy >= 0.5 {
+                self.cpu_share = Some((u * s.ncpu.max(1) as f64 / busy).min(1.0));
+            }
+        }
+        let ceiling = if cpu_high {
+            to
+        } else {
+            match self.cpu_share {
+                Some(k) if k >= CPU_HEAVY => {
+                    let cores = (s.ncpu.max(1) as f64 / k).ceil() as usize;
+                    to.max(cores).min(max)
+                }
+                Some(_) => max,
+                None => to.saturating_mul(2).max(to + s.ncpu.max(1)).min(max),
+            }
+        }
+        .max(to);
+
         Decision {
             at_ns: now,
             from,
             to,
+            ceiling,
             rule,
             strategy: self.kind,
             lambda,

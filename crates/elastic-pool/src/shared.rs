@@ -115,15 +115,20 @@ struct RareCounters {
     returned: AtomicU64,
 }
 
-/// Spawn backoff after the OS refused a thread.
+/// Spawn backoff after the OS refused a thread, and the on-demand grace period.
 struct SpawnBackoff {
     until: Option<Instant>,
     delay: Duration,
+    /// When on-demand growth was first wanted and not yet acted on (grace period).
+    wanted_since: Option<Instant>,
 }
 
 /// The largest chunk a batch is split into: big enough to amortise a queue operation over
 /// many trivial tasks, small enough that one worker does not hog a long batch.
 const MAX_BATCH_CHUNK: usize = 256;
+
+/// How long an idle worker above the autoscaler's target stays before a tick retires it.
+pub(crate) const TRIM_IDLE: Duration = Duration::from_secs(1);
 
 const SPAWN_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const SPAWN_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -138,12 +143,18 @@ pub(crate) struct Shared<J, H> {
     live: CachePadded<AtomicUsize>,
     starting: AtomicUsize,
     target: AtomicUsize,
+    /// Growth ceiling between control ticks (≥ target); equals the target unless an
+    /// autoscaler allows headroom.
+    ceiling: AtomicUsize,
     min: AtomicUsize,
     max: AtomicUsize,
     bounds_lock: Mutex<()>,
     draining: AtomicBool,
     aborting: AtomicBool,
     spawn_pending: AtomicBool,
+    /// On-demand growth waits this long (ns) for the backlog to clear by itself before
+    /// starting a worker; 0 = start at once. The autoscaler sets a quarter of the SLO.
+    spawn_grace_ns: AtomicU64,
     /// Record the wait of one task in this many per submitting thread (≥ 1).
     sample_every: std::sync::atomic::AtomicU32,
     rare: RareCounters,
@@ -187,6 +198,11 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             } else {
                 config.max
             }),
+            ceiling: AtomicUsize::new(if autoscale.is_some() {
+                config.min.max(1)
+            } else {
+                config.max
+            }),
             min: AtomicUsize::new(config.min),
             max: AtomicUsize::new(config.max),
             bounds_lock: Mutex::new(()),
@@ -203,7 +219,9 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             backoff: Mutex::new(SpawnBackoff {
                 until: None,
                 delay: SPAWN_BACKOFF_MIN,
+                wanted_since: None,
             }),
+            spawn_grace_ns: AtomicU64::new(0),
             keys: KeyTable::new(config.max_keys),
             signals: Mutex::new(crate::signals::SignalState::new()),
             autoscale,
@@ -395,7 +413,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
 
     #[inline]
     fn request_spawn(&self) {
-        if self.live.load(Relaxed) < self.target.load(Relaxed)
+        if self.live.load(Relaxed) < self.ceiling.load(Relaxed)
             && !self.spawn_pending.load(Relaxed)
             && !self.spawn_pending.swap(true, AcqRel)
         {
@@ -523,7 +541,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     /// none otherwise (workers at the floor never wake up for nothing).
     pub(crate) fn idle_deadline(&self) -> Option<Instant> {
         if self.live.load(Relaxed) > self.min.load(Relaxed) {
-            Some(Instant::now() + self.config.keep_alive)
+            Instant::now().checked_add(self.config.keep_alive)
         } else {
             None
         }
@@ -548,11 +566,13 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         false
     }
 
-    /// After a task: retire if the pool is above its target.
+    /// After a task: retire if the pool is above its growth ceiling. (Workers between the
+    /// target and the ceiling were started on demand; they stay while busy, and the
+    /// control tick retires them once idle.)
     #[inline]
     pub(crate) fn should_retire_busy(&self) -> bool {
-        self.live.load(Relaxed) > self.target.load(Relaxed) && {
-            let t = self.target.load(Relaxed).max(self.min.load(Relaxed));
+        self.live.load(Relaxed) > self.ceiling.load(Relaxed) && {
+            let t = self.ceiling.load(Relaxed).max(self.min.load(Relaxed));
             self.try_retire_above(t)
         }
     }
@@ -654,6 +674,12 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         r
     }
 
+    /// Sets the on-demand grace period (see `spawn_grace_ns`).
+    pub(crate) fn set_spawn_grace(&self, grace: Duration) {
+        self.spawn_grace_ns
+            .store(grace.as_nanos().min(u128::from(u64::MAX)) as u64, Relaxed);
+    }
+
     fn spawn_wanted(&self) -> bool {
         let live = self.live.load(Acquire);
         if live < self.min.load(Relaxed) && !self.draining.load(Relaxed) {
@@ -667,7 +693,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         if self.draining.load(Relaxed) {
             return live == 0;
         }
-        live < self.target.load(Relaxed)
+        live < self.ceiling.load(Relaxed)
             && queued > self.sleepers.idle() + self.starting.load(Acquire)
     }
 
@@ -681,9 +707,39 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         let max = self.max.load(Relaxed);
         let t = n.clamp(min.max(1), max);
         self.target.store(t, Release);
+        self.ceiling.store(t, Release);
         drop(_g);
         self.enforce_target();
         t
+    }
+
+    /// The autoscaler's form of [`Shared::set_target`]: the target, and how far on-demand
+    /// growth may go beyond it before the next tick.
+    ///
+    /// Idle workers above the target are retired only once they have stayed parked for
+    /// [`TRIM_IDLE`]: a worker started on demand that the load keeps reusing (it sits on
+    /// top of the LIFO stack) is not churned away at every tick.
+    pub(crate) fn set_target_and_ceiling(&self, target: usize, ceiling: usize) {
+        let _g = lock(&self.bounds_lock);
+        let min = self.min.load(Relaxed);
+        let max = self.max.load(Relaxed);
+        let t = target.clamp(min.max(1), max);
+        self.target.store(t, Release);
+        self.ceiling.store(ceiling.clamp(t, max), Release);
+        drop(_g);
+        let live = self.live.load(Acquire);
+        let floor = self.target_floor();
+        if live > floor {
+            let cutoff = self
+                .clock
+                .now_ns()
+                .saturating_sub(TRIM_IDLE.as_nanos() as u64);
+            self.sleepers
+                .retire_coldest_parked_before(live - floor, cutoff);
+        } else if !self.rx.is_empty() || live < self.min.load(Relaxed) {
+            self.spawn_pending.store(true, Release);
+            self.ctl.kick();
+        }
     }
 
     /// Shrinks toward the target at once by retiring idle workers, and asks for growth if
@@ -734,6 +790,8 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             self.max.store(max, Release);
             let t = self.target.load(Relaxed).clamp(min.max(1), max);
             self.target.store(t, Release);
+            let c = self.ceiling.load(Relaxed).clamp(t, max);
+            self.ceiling.store(c, Release);
         }
         self.enforce_target();
         if self.live.load(Acquire) < min {
@@ -794,6 +852,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             hook_panics: self.rare.hook_panics.load(Relaxed),
             returned: self.rare.returned.load(Relaxed),
             target: self.target.load(Relaxed),
+            ceiling: self.ceiling.load(Relaxed),
             min: self.min.load(Relaxed),
             max: self.max.load(Relaxed),
             wait_ns_total: t.wait_ns,
@@ -913,16 +972,18 @@ impl<J: Send + 'static, H: Handler<J>> Managed for Shared<J, H> {
                 None => until,
             });
         }
-        let mut next = None;
-        while self.spawn_wanted() {
-            let ceiling = if self.draining.load(Relaxed) {
-                1
-            } else {
-                self.target.load(Relaxed).max(self.min.load(Relaxed))
-            };
-            if !self.try_spawn_one(ceiling) {
-                next = lock(&self.backoff).until.filter(|u| *u > Instant::now());
-                break;
+        let mut next = self.grace_deadline(now);
+        if next.is_none() {
+            while self.spawn_wanted() {
+                let ceiling = if self.draining.load(Relaxed) {
+                    1
+                } else {
+                    self.ceiling.load(Relaxed).max(self.min.load(Relaxed))
+                };
+                if !self.try_spawn_one(ceiling) {
+                    next = lock(&self.backoff).until.filter(|u| *u > Instant::now());
+                    break;
+                }
             }
         }
         if self.draining.load(Relaxed) {
@@ -936,5 +997,32 @@ impl<J: Send + 'static, H: Handler<J>> Managed for Shared<J, H> {
 
     fn id(&self) -> usize {
         self.id
+    }
+}
+
+impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
+    /// On-demand growth under a grace period: the first time growth is wanted, note the
+    /// time and come back when the grace has passed (keeping `spawn_pending` raised so that
+    /// submitters do not kick meanwhile); grow only if it is still wanted then. Filling up
+    /// to `min` and draining at shutdown are never delayed. Returns the deadline to wait
+    /// for, or `None` to act now.
+    fn grace_deadline(&self, now: Instant) -> Option<Instant> {
+        let grace = self.spawn_grace_ns.load(Relaxed);
+        let mut b = lock(&self.backoff);
+        let on_demand =
+            self.live.load(Acquire) >= self.min.load(Relaxed) && !self.draining.load(Relaxed);
+        if grace == 0 || !on_demand || !self.spawn_wanted() {
+            b.wanted_since = None;
+            return None;
+        }
+        let since = *b.wanted_since.get_or_insert(now);
+        let due = since + Duration::from_nanos(grace);
+        if now >= due {
+            b.wanted_since = None;
+            None
+        } else {
+            self.spawn_pending.store(true, SeqCst);
+            Some(due)
+        }
     }
 }

@@ -56,6 +56,9 @@ pub enum Wake {
 pub struct Sleeper {
     thread: Thread,
     state: AtomicU8,
+    /// When it last parked (pool clock ns); metadata for idle-age trimming, not part of
+    /// the wake protocol, so it bypasses loom.
+    parked_at: std::sync::atomic::AtomicU64,
 }
 
 impl Sleeper {
@@ -64,6 +67,7 @@ impl Sleeper {
         Arc::new(Sleeper {
             thread: crate::sync::thread::current(),
             state: AtomicU8::new(EMPTY),
+            parked_at: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -156,12 +160,23 @@ impl Sleepers {
     /// Returns how many were asked. A worker asked to retire re-checks the pool's target
     /// itself, so a request that races with growth is harmless.
     pub fn retire_coldest(&self, n: usize) -> usize {
+        self.retire_coldest_parked_before(n, u64::MAX)
+    }
+
+    /// [`Sleepers::retire_coldest`], limited to workers parked at or before `cutoff_ns`
+    /// (pool clock): surplus that has stayed idle, not a worker that just finished a task.
+    pub fn retire_coldest_parked_before(&self, n: usize, cutoff_ns: u64) -> usize {
         if n == 0 || self.idle() == 0 {
             return 0;
         }
         let popped: Vec<Arc<Sleeper>> = {
             let mut stack = lock(&self.stack);
-            let k = n.min(stack.len());
+            // The stack is ordered by park time, oldest at the bottom.
+            let old = stack
+                .iter()
+                .take_while(|s| s.parked_at.load(std::sync::atomic::Ordering::Relaxed) <= cutoff_ns)
+                .count();
+            let k = n.min(old);
             let popped: Vec<Arc<Sleeper>> = stack.drain(..k).collect();
             for s in &popped {
                 s.state.swap(RETIRE, Ordering::Release);
@@ -178,7 +193,17 @@ impl Sleepers {
 
     /// Puts `me` on the stack. The caller must look at the queue once more afterwards, and
     /// call [`Sleepers::cancel`] if it finds work, or [`Sleepers::wait`] if it does not.
+    // The pool's workers use `register_at`; the loom models use this one.
+    #[cfg_attr(not(loom), allow(dead_code))]
     pub fn register(&self, me: &Arc<Sleeper>) {
+        self.register_at(me, 0);
+    }
+
+    /// [`Sleepers::register`], recording the park time (pool clock ns) for idle-age
+    /// trimming.
+    pub fn register_at(&self, me: &Arc<Sleeper>, now_ns: u64) {
+        me.parked_at
+            .store(now_ns, std::sync::atomic::Ordering::Relaxed);
         {
             let mut stack = lock(&self.stack);
             // A reason left over from an earlier pop was consumed by `take` or `cancel`;

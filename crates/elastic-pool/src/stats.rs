@@ -49,8 +49,11 @@ pub struct Stats {
     pub hook_panics: u64,
     /// Tasks handed back unrun by `shutdown_now`.
     pub returned: u64,
-    /// The current growth ceiling.
+    /// The current target size: idle workers above it are retired.
     pub target: usize,
+    /// How far the pool may grow on demand (a task queued and no worker idle); equal to
+    /// `target` unless an autoscaler allows burst headroom.
+    pub ceiling: usize,
     /// The current lower bound.
     pub min: usize,
     /// The current upper bound.

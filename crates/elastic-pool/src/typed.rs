@@ -122,9 +122,12 @@ impl<T: Send + 'static> TypedPool<T> {
         value: T,
         timeout: Duration,
     ) -> Result<(), SubmitTimeoutError<T>> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to represent as an instant is no deadline at all.
+        let wait = Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Block, Wait::Until);
         self.shared
-            .push(self.task(value), Wait::Until(deadline))
+            .push(self.task(value), wait)
             .map_err(|r| match r {
                 Reject::Full(t) => SubmitTimeoutError::Timeout(one(t)),
                 Reject::Closed(t) => SubmitTimeoutError::ShuttingDown(one(t)),

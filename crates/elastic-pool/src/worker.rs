@@ -90,7 +90,7 @@ fn work<J: Send + 'static, H: Handler<J>>(
             }
         }
         // Idle phase: register, look once more (see sleep.rs for why), then park.
-        shared.sleepers.register(me);
+        shared.sleepers.register_at(me, shared.clock.now_ns());
         if let Some(task) = shared.try_take() {
             let _ = shared.sleepers.cancel(me);
             if run(task, &mut busy) {
