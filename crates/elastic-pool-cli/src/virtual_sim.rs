@@ -30,7 +30,7 @@ use crate::trace::Trace;
 
 /// The real pool's `TRIM_IDLE`: idle workers above the autoscaler's target are retired at
 /// a tick only after this long parked.
-const TRIM_IDLE_NS: u64 = 1_000_000_000;
+const TRIM_IDLE_NS: u64 = 3_000_000_000;
 
 /// Which idle worker takes the next task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -535,6 +535,7 @@ impl Sim<'_> {
             ncpu: self.ncpu,
             since_last_dequeue_s: (self.now - self.last_dequeue_ns) as f64 / 1e9,
             target: self.cfg.target,
+            on_demand: true,
         };
         let c0 = thread_cpu_ns();
         let decision = scaler.tick(&signals, policy);

@@ -24,6 +24,9 @@ pub const DECISION_RING: usize = 256;
 pub(crate) struct Autoscale {
     policy: ArcSwap<Policy>,
     state: Mutex<AutoState>,
+    /// Exact counts of target changes by direction (the ring keeps only the latest).
+    pub(crate) scale_ups: std::sync::atomic::AtomicU64,
+    pub(crate) scale_downs: std::sync::atomic::AtomicU64,
 }
 
 struct AutoState {
@@ -47,6 +50,8 @@ impl Autoscale {
                 last: None,
             }),
             policy: ArcSwap::from_pointee(policy),
+            scale_ups: std::sync::atomic::AtomicU64::new(0),
+            scale_downs: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -73,7 +78,7 @@ impl Autoscale {
 /// Poisson fluctuation (thread churn, reversals); waiting a quarter of the SLO lets a pool
 /// at the right size absorb its usual queueing, while a real burst still gets workers
 /// well inside the target.
-pub const SPAWN_GRACE_FRACTION: f64 = 0.25;
+pub const SPAWN_GRACE_FRACTION: f64 = 0.5;
 
 fn spawn_grace(policy: &Policy) -> std::time::Duration {
     std::time::Duration::from_secs_f64(
@@ -127,6 +132,10 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     }
 
     fn control_tick(&self, st: &mut AutoState, policy: &Policy) -> Decision {
+        let a = self
+            .autoscale
+            .as_ref()
+            .expect("control ticks run only on autoscaled pools");
         let now_ns = self.clock.now_ns();
         let w = {
             let mut sig = lock(&self.signals);
@@ -151,6 +160,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             ncpu: crate::clock::cpu_count(),
             since_last_dequeue_s: w.since_last_dequeue.as_secs_f64(),
             target,
+            on_demand: true,
         };
         let d = st.scaler.tick(&s, policy);
         st.last = Some(d);
@@ -163,6 +173,11 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
                 st.ring.pop_front();
             }
             st.ring.push_back(d);
+        }
+        if d.to > d.from {
+            a.scale_ups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else if d.to < d.from {
+            a.scale_downs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if d.changed() {
             tracing::info!(

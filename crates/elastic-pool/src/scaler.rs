@@ -411,7 +411,25 @@ impl Scaler {
             self.service.update(sv, now);
         }
         let lambda_mean = self.lambda_mean.value().unwrap_or(0.0);
-        let lambda = lambda_mean.max(self.lambda_peak.value().unwrap_or(0.0));
+        // Whether on-demand growth absorbs bursts (see `TickSignals::on_demand`): known
+        // blocking work, CPU not saturated.
+        let cpu_now = s
+            .cpu_util
+            .filter(|u| u.is_finite())
+            .map(|u| u.clamp(0.0, 1.0));
+        if let Some(u) = cpu_now {
+            if busy >= 0.5 {
+                self.cpu_share = Some((u * s.ncpu.max(1) as f64 / busy).min(1.0));
+            }
+        }
+        let absorb = s.on_demand
+            && !cpu_now.is_some_and(|u| u >= policy.cpu_busy_ratio)
+            && self.cpu_share.is_some_and(|k| k < CPU_HEAVY);
+        let lambda = if absorb {
+            lambda_mean
+        } else {
+            lambda_mean.max(self.lambda_peak.value().unwrap_or(0.0))
+        };
         // Standard deviation of the mean EWMA of Poisson window rates: √(λ / 2τ).
         let lambda_sigma = (lambda_mean / (2.0 * self.rate_tau_s.max(1e-3))).sqrt();
         let drain = if policy.backlog_drain_s.is_finite() && policy.backlog_drain_s > 0.0 {
@@ -489,8 +507,9 @@ impl Scaler {
                 }
             }
         }
-        // Saturated: scale up now, whatever the evidence count.
-        if s.saturated && q > 0 {
+        // Saturated: scale up now, whatever the evidence count (unless on-demand growth is
+        // already absorbing the burst).
+        if s.saturated && q > 0 && !absorb {
             let mut n = saturation_size(c, s.live, lambda_window, q, drain, throughput);
             if let Some(cap) = rec.cap {
                 n = n.min(cap.max(c));
@@ -587,11 +606,6 @@ impl Scaler {
         }
 
         // 7. Growth ceiling between ticks.
-        if let Some(u) = cpu {
-            if busy >= 0.5 {
-                self.cpu_share = Some((u * s.ncpu.max(1) as f64 / busy).min(1.0));
-            }
-        }
         let ceiling = if cpu_high {
             to
         } else {

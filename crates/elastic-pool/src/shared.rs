@@ -128,7 +128,7 @@ struct SpawnBackoff {
 const MAX_BATCH_CHUNK: usize = 256;
 
 /// How long an idle worker above the autoscaler's target stays before a tick retires it.
-pub(crate) const TRIM_IDLE: Duration = Duration::from_secs(1);
+pub(crate) const TRIM_IDLE: Duration = Duration::from_secs(3);
 
 const SPAWN_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const SPAWN_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -853,6 +853,14 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             returned: self.rare.returned.load(Relaxed),
             target: self.target.load(Relaxed),
             ceiling: self.ceiling.load(Relaxed),
+            scale_ups: self
+                .autoscale
+                .as_ref()
+                .map_or(0, |a| a.scale_ups.load(Relaxed)),
+            scale_downs: self
+                .autoscale
+                .as_ref()
+                .map_or(0, |a| a.scale_downs.load(Relaxed)),
             min: self.min.load(Relaxed),
             max: self.max.load(Relaxed),
             wait_ns_total: t.wait_ns,

@@ -54,6 +54,10 @@ pub struct Stats {
     /// How far the pool may grow on demand (a task queued and no worker idle); equal to
     /// `target` unless an autoscaler allows burst headroom.
     pub ceiling: usize,
+    /// Times the autoscaler raised the target (0 without one).
+    pub scale_ups: u64,
+    /// Times the autoscaler lowered the target (0 without one).
+    pub scale_downs: u64,
     /// The current lower bound.
     pub min: usize,
     /// The current upper bound.

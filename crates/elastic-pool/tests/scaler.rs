@@ -174,6 +174,9 @@ impl Sim {
             ncpu: self.ncpu,
             since_last_dequeue_s: self.since_dequeue_s,
             target: self.target,
+            // This fluid model has no on-demand growth between ticks: the scaler alone
+            // must size the pool.
+            on_demand: false,
         }
     }
 }

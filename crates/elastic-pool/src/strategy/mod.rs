@@ -65,6 +65,12 @@ pub struct TickSignals {
     pub since_last_dequeue_s: f64,
     /// The target (ceiling for on-demand growth) in force.
     pub target: usize,
+    /// The pool starts workers on demand between ticks (a task queued past the spawn grace
+    /// and no worker idle, up to [`Decision::ceiling`](crate::scaler::Decision::ceiling)).
+    /// When it does and the work is known not to be CPU-bound, bursts are absorbed by that
+    /// growth, so the target follows the mean arrival rate instead of burst peaks and the
+    /// saturation guard does not raise it (on-demand workers are trimmed once idle).
+    pub on_demand: bool,
 }
 
 /// The strategies a policy can name.
