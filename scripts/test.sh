@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace: the unit, integration and doc tests, then the loom
+# Runs every test of the workspace with every feature (the Prometheus test installs
+# Debian's prometheus package itself when it is missing): the unit, integration and doc
+# tests, then the loom
 # models of the lock-free protocols (they need `--cfg loom`, so they build into their own
 # target folder and do not invalidate the normal build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo test --workspace
+cargo test --workspace --all-features
 
 echo "== loom models (cfg(loom), release) =="
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \

@@ -57,7 +57,7 @@ pub use prometheus::{le_bounds_ns, CONTENT_TYPE};
 
 use crate::histogram::Snapshot;
 use crate::sync::lock_std as lock;
-use crate::{Decision, Pool, Stats, TypedPool};
+use crate::{Pool, Stats, TypedPool};
 use std::sync::{Arc, Mutex};
 
 /// The prefix of every exported metric name.
@@ -81,8 +81,6 @@ pub trait Source: sealed::Sealed + Send + Sync + 'static {
     fn histograms(&self, wait: &mut Snapshot, service: &mut Snapshot);
     /// See [`Pool::demand_workers`].
     fn demand_workers(&self) -> Option<f64>;
-    /// See [`Pool::decisions`].
-    fn decisions(&self) -> Vec<Decision>;
     /// See [`Pool::wait_sampling`].
     fn wait_sampling(&self) -> u32;
 }
@@ -98,9 +96,6 @@ macro_rules! impl_source {
             }
             fn demand_workers(&self) -> Option<f64> {
                 <$ty>::demand_workers(self)
-            }
-            fn decisions(&self) -> Vec<Decision> {
-                <$ty>::decisions(self)
             }
             fn wait_sampling(&self) -> u32 {
                 <$ty>::wait_sampling(self)
@@ -142,8 +137,6 @@ struct Counters {
 /// Per-pool state kept between reads.
 #[derive(Default)]
 struct ReadState {
-    /// `at_ns` of the newest decision already counted.
-    seen_ns: Option<u64>,
     last: Counters,
     /// Histograms at the previous facade publish (the facade takes observations, so it is
     /// fed the difference).
@@ -193,11 +186,6 @@ impl Entry {
         self.source.histograms(&mut wait, &mut service);
         let demand = self.source.demand_workers().filter(|d| d.is_finite());
         let wait_sampling = self.source.wait_sampling().max(1);
-        let decisions = self.source.decisions();
-        let (up, down) = count_scale_events(
-            decisions.iter().map(|d| (d.at_ns, d.from, d.to)),
-            &mut st.seen_ns,
-        );
         let l = &mut st.last;
         let mono = |last: &mut u64, v: u64| {
             *last = (*last).max(v);
@@ -212,14 +200,8 @@ impl Entry {
             spawned: mono(&mut l.spawned, stats.spawned),
             retired: mono(&mut l.retired, stats.retired),
             busy_ns: mono(&mut l.busy_ns, stats.busy_ns_total),
-            scale_up: {
-                l.scale_up += up;
-                l.scale_up
-            },
-            scale_down: {
-                l.scale_down += down;
-                l.scale_down
-            },
+            scale_up: mono(&mut l.scale_up, stats.scale_ups),
+            scale_down: mono(&mut l.scale_down, stats.scale_downs),
         };
         Sample {
             name: Arc::clone(&self.name),
@@ -231,30 +213,6 @@ impl Entry {
             service,
         }
     }
-}
-
-/// Counts the target changes among `decisions` (`(at_ns, from, to)`, oldest first) newer
-/// than `*seen_ns` (all of them when `None`), as (up, down), and advances `*seen_ns` to the
-/// newest decision.
-fn count_scale_events(
-    decisions: impl IntoIterator<Item = (u64, usize, usize)>,
-    seen_ns: &mut Option<u64>,
-) -> (u64, u64) {
-    let (mut up, mut down) = (0, 0);
-    let mut newest = *seen_ns;
-    for (at_ns, from, to) in decisions {
-        newest = Some(newest.map_or(at_ns, |n| n.max(at_ns)));
-        if seen_ns.is_some_and(|s| at_ns <= s) {
-            continue;
-        }
-        if to > from {
-            up += 1;
-        } else if to < from {
-            down += 1;
-        }
-    }
-    *seen_ns = newest;
-    (up, down)
 }
 
 /// A registry of named pools whose signals are exported as Prometheus text
@@ -337,23 +295,5 @@ impl Exporter {
     #[cfg(feature = "prometheus")]
     pub(crate) fn samples(&self) -> Vec<Sample> {
         self.entries().iter().map(|e| e.sample()).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::count_scale_events;
-
-    #[test]
-    fn scale_events_count_each_new_change_once() {
-        let mut seen = None;
-        let ring = [(10, 1, 3), (20, 3, 3), (30, 3, 2)];
-        assert_eq!(count_scale_events(ring, &mut seen), (1, 1));
-        assert_eq!(seen, Some(30));
-        assert_eq!(count_scale_events(ring, &mut seen), (0, 0));
-        let ring = [(20, 3, 3), (30, 3, 2), (40, 2, 5), (50, 5, 6)];
-        assert_eq!(count_scale_events(ring, &mut seen), (2, 0));
-        assert_eq!(count_scale_events([], &mut seen), (0, 0));
-        assert_eq!(seen, Some(50));
     }
 }
