@@ -9,7 +9,11 @@
 //! Each iteration submits `TASKS` empty tasks, then two barrier tasks that each block one
 //! of the two workers until the bench thread joins them: once all three meet, every
 //! earlier task has finished. The time from the first submit to the meeting is the
-//! iteration's time. Run: `cargo bench -p elastic-pool --bench throughput`.
+//! iteration's time.
+//!
+//! `reject`: one refused `try_execute` on a saturated pool of 1 (worker blocked, queue of 16
+//! full), the job handed back; the typed pool's, and a full crossbeam channel's `try_send`
+//! for contrast. Run: `cargo bench -p elastic-pool --bench throughput`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
@@ -337,5 +341,85 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn reject(c: &mut Criterion) {
+    let mut g = c.benchmark_group("reject");
+    g.warm_up_time(Duration::from_millis(300));
+    g.measurement_time(Duration::from_secs(2));
+    let open = Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let held = Arc::new(Barrier::new(2));
+    let blocker = |open: &Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>| {
+        let (open, held) = (Arc::clone(open), Arc::clone(&held));
+        move || {
+            held.wait();
+            let (m, cv) = &*open;
+            let mut g = m.lock().unwrap();
+            while !*g {
+                g = cv.wait(g).unwrap();
+            }
+        }
+    };
+    let pool = elastic_pool::Pool::builder()
+        .min_workers(1)
+        .max_workers(1)
+        .prestart(true)
+        .queue_capacity(16)
+        .build()
+        .unwrap();
+    pool.execute(blocker(&open)).unwrap();
+    held.wait();
+    while pool.try_execute(|| {}).is_ok() {}
+    let mut i = 0u64;
+    g.bench_function("elastic-pool", |b| {
+        b.iter(|| {
+            i += 1;
+            let k = i;
+            let back = pool.try_execute(move || {
+                black_box(k);
+            });
+            black_box(back.unwrap_err());
+        })
+    });
+    let typed_block = blocker(&open);
+    let typed_block = std::sync::Mutex::new(Some(typed_block));
+    let typed = elastic_pool::Pool::builder()
+        .min_workers(1)
+        .max_workers(1)
+        .prestart(true)
+        .queue_capacity(16)
+        .build_typed(move |x: u64| {
+            if x == u64::MAX {
+                if let Some(f) = typed_block.lock().unwrap().take() {
+                    f();
+                }
+            }
+        })
+        .unwrap();
+    typed.execute(u64::MAX).unwrap();
+    held.wait();
+    while typed.try_execute(0).is_ok() {}
+    g.bench_function("elastic-pool-typed", |b| {
+        b.iter(|| black_box(typed.try_execute(black_box(7)).unwrap_err()))
+    });
+    type Task = Box<dyn FnOnce() + Send>;
+    let (tx, _rx) = crossbeam_channel::bounded::<Task>(16);
+    while tx.try_send(Box::new(|| {})).is_ok() {}
+    g.bench_function("channel-floor", |b| {
+        b.iter(|| {
+            i += 1;
+            let k = i;
+            black_box(
+                tx.try_send(Box::new(move || {
+                    black_box(k);
+                }))
+                .unwrap_err(),
+            );
+        })
+    });
+    g.finish();
+    let (m, cv) = &*open;
+    *m.lock().unwrap() = true;
+    cv.notify_all();
+}
+
+criterion_group!(benches, bench, reject);
 criterion_main!(benches);

@@ -175,9 +175,11 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             st.ring.push_back(d);
         }
         if d.to > d.from {
-            a.scale_ups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            a.scale_ups
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         } else if d.to < d.from {
-            a.scale_downs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            a.scale_downs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if d.changed() {
             tracing::info!(

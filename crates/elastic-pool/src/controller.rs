@@ -32,7 +32,9 @@ impl CtlInner {
     /// Asks the control thread for a pass soon. Cheap when a kick is already pending.
     #[inline]
     pub(crate) fn kick(&self) {
-        if !self.kicked.swap(true, AcqRel) {
+        // SeqCst pairs with the control loop's SeqCst clear-then-reload of `kicked`: a kick
+        // that finds the flag already set is then seen by the pass that cleared it.
+        if !self.kicked.swap(true, SeqCst) {
             if let Some(t) = self.thread.get() {
                 t.unpark();
             }

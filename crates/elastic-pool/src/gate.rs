@@ -20,6 +20,11 @@
 //! submit touch a single line of shared state besides the queue. Shutdown sums the shards.
 //! The last submitter to leave a closed gate signals a condvar, so shutdown parks rather
 //! than polls. `tests/loom_gate.rs` checks that no push is missed.
+//!
+//! A `try_*` submit that finds the queue full is refused without entering the gate: it
+//! pushes nothing, so it has no part in the Dekker pair. It counts itself on its own
+//! shard's counters (`Gate::my_counters`) as shutdown if it sees `closed` (acquire), else
+//! as overload. Once `shutdown` has returned, every later refusal sees `closed`.
 
 use crate::sync::{fence, lock, AtomicBool, AtomicUsize, Condvar, Mutex, Ordering};
 use crossbeam_utils::CachePadded;
@@ -117,6 +122,14 @@ impl Gate {
     #[inline]
     fn my_shard(&self) -> &Shard {
         &self.shards[thread_slot() & self.mask]
+    }
+
+    /// This thread's counters, without entering the gate: for a refusal decided before any
+    /// push. Such a submit never reaches the queue, so shutdown need not wait for it, and it
+    /// skips the enter/leave pair (two locked instructions and a fence).
+    #[inline]
+    pub fn my_counters(&self) -> &SubmitCounters {
+        &self.my_shard().counters
     }
 
     /// Enters the gate, or returns this thread's counters if the gate is closed.

@@ -464,6 +464,9 @@ impl Policy {
     /// line, column and field; [`PolicyError::Invalid`] from [`Policy::validate`], with the
     /// line where the field was written.
     pub fn from_toml_str(text: &str) -> Result<Policy, PolicyError> {
+        if let Some(e) = toml_shape_error(text) {
+            return Err(e);
+        }
         let policy: Policy = toml::from_str(text).map_err(|e| {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
             let (line, column) = line_col(text, offset);
@@ -490,10 +493,16 @@ impl Policy {
     ///
     /// As [`Policy::from_toml_str`].
     pub fn from_json_str(text: &str) -> Result<Policy, PolicyError> {
+        if let Some(e) = json_shape_error(text) {
+            return Err(e);
+        }
         let policy: Policy = serde_json::from_str(text).map_err(|e| {
             let (line, column) = (e.line(), e.column());
             let offset = offset_of(text, line, column);
-            let data = e.classify() == serde_json::error::Category::Data;
+            // A number too large for an f64 is a bad value, though serde_json classes it as
+            // syntax: name its field like any other bad value.
+            let data = e.classify() == serde_json::error::Category::Data
+                || e.to_string().starts_with("number out of range");
             // A syntax error is about the text, not a field.
             let mut field = if data {
                 json_path_at(text, offset)
@@ -654,6 +663,62 @@ fn offset_of(text: &str, line: usize, column: usize) -> usize {
         start += l.len();
     }
     text.len()
+}
+
+/// The parameter tables of a policy. serde's derived visitors also accept a *sequence* for a
+/// struct (filling fields in order, past `deny_unknown_fields`), and the toml crate reports
+/// a date given for a table as an unknown internal field; so the shape of these tables, and
+/// of the document itself, is checked on the untyped value first.
+const PARAM_TABLES: [&str; 3] = ["erlang", "queue_wait", "hill_climb"];
+
+/// A parameter table given as something else, in a TOML document that otherwise parses.
+fn toml_shape_error(text: &str) -> Option<PolicyError> {
+    let doc: toml::Table = text.parse().ok()?;
+    PARAM_TABLES.iter().find_map(|&name| {
+        let v = doc.get(name)?;
+        (!v.is_table()).then(|| PolicyError::Parse {
+            format: Format::Toml,
+            field: Some(name.to_string()),
+            line: toml_line_of(text, name).unwrap_or(1),
+            column: 1,
+            message: format!("`{name}` must be a table, found {}", v.type_str()),
+        })
+    })
+}
+
+/// A JSON document that is not an object, or a parameter table that is not an object.
+fn json_shape_error(text: &str) -> Option<PolicyError> {
+    let doc: serde_json::Value = serde_json::from_str(text).ok()?;
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    };
+    let Some(obj) = doc.as_object() else {
+        return Some(PolicyError::Parse {
+            format: Format::Json,
+            field: None,
+            line: 1,
+            column: 1,
+            message: format!("a policy must be a JSON object, found {}", kind(&doc)),
+        });
+    };
+    PARAM_TABLES.iter().find_map(|&name| {
+        let v = obj.get(name)?;
+        (!v.is_object()).then(|| {
+            let (line, column) = json_offset_of(text, name).map_or((1, 1), |o| line_col(text, o));
+            PolicyError::Parse {
+                format: Format::Json,
+                field: Some(name.to_string()),
+                line,
+                column,
+                message: format!("`{name}` must be an object, found {}", kind(v)),
+            }
+        })
+    })
 }
 
 /// The name in the first pair of backticks of messages such as "unknown field `x`, expected …".

@@ -282,18 +282,27 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     /// overload or, if the gate is closed, as shutdown. Returns whether it was shutdown.
     #[inline]
     pub(crate) fn count_early_reject(&self, n: u64, key: u32) -> bool {
-        let closed = match self.gate.enter() {
-            Ok(pass) => {
-                bump_shared(&pass.counters().rejected_full, n);
-                false
-            }
-            Err(c) => {
-                bump_shared(&c.rejected_shutdown, n);
-                true
-            }
-        };
+        // No push follows, so no need to enter the gate (see gate.rs): one acquire load
+        // and one counter on this thread's shard. `elastic-pool bench --scenario reject`.
+        let counters = self.gate.my_counters();
+        let closed = self.gate.is_closed();
+        if closed {
+            bump_shared(&counters.rejected_shutdown, n);
+        } else {
+            bump_shared(&counters.rejected_full, n);
+        }
         self.count_key(key, |k| &k.rejected, n);
         closed
+    }
+
+    /// Counts `n` jobs refused without a push attempt because shutdown refused an earlier
+    /// chunk of their batch.
+    fn count_rejected_shutdown(&self, n: u64, key: u32) {
+        match self.gate.enter() {
+            Ok(pass) => bump_shared(&pass.counters().rejected_shutdown, n),
+            Err(c) => bump_shared(&c.rejected_shutdown, n),
+        }
+        self.count_key(key, |k| &k.rejected, n);
     }
 
     /// Adds `n` to one counter of a task's key, if it has one.
@@ -393,6 +402,11 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
                         Item::One(j) => vec![j],
                         Item::Batch(v) => v,
                     };
+                    // The refused chunk was counted by `push`; the chunks after it are
+                    // handed back too, so count them the same way.
+                    if !tail.is_empty() {
+                        self.count_rejected_shutdown(tail.len() as u64, key);
+                    }
                     rest.extend(tail);
                     return Err(rest);
                 }
@@ -415,7 +429,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     fn request_spawn(&self) {
         if self.live.load(Relaxed) < self.ceiling.load(Relaxed)
             && !self.spawn_pending.load(Relaxed)
-            && !self.spawn_pending.swap(true, AcqRel)
+            && !self.spawn_pending.swap(true, SeqCst)
         {
             self.ctl.kick();
         }
@@ -784,14 +798,20 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
                 format!("{min} is greater than max_workers ({max})"),
             ));
         }
-        {
+        let old_min = {
             let _g = lock(&self.bounds_lock);
-            self.min.store(min, Release);
+            let old_min = self.min.swap(min, AcqRel);
             self.max.store(max, Release);
             let t = self.target.load(Relaxed).clamp(min.max(1), max);
             self.target.store(t, Release);
             let c = self.ceiling.load(Relaxed).clamp(t, max);
             self.ceiling.store(c, Release);
+            old_min
+        };
+        if min < old_min {
+            // Workers parked at or below the old floor have no keep-alive deadline; wake
+            // them once so they park again with one (lowering `min` is rare).
+            self.sleepers.notify_all();
         }
         self.enforce_target();
         if self.live.load(Acquire) < min {
