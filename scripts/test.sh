@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 
 cargo test --workspace --all-features
 
+echo "== soak (60 s; docs/RELIABILITY.md) =="
+cargo run -q -p elastic-pool-cli -- soak --duration 60s
+
 echo "== loom models (cfg(loom), release) =="
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p elastic-pool --release --test loom_sleep --test loom_gate

@@ -36,6 +36,8 @@ pub struct RunOpts {
     pub json: bool,
     /// Run the virtual-time model instead of real threads.
     pub virtual_time: bool,
+    /// Serve the pool's Prometheus metrics at this address during a real run (simulate).
+    pub serve_metrics: Option<std::net::SocketAddr>,
     /// Time compression.
     pub speed: f64,
 }
@@ -138,6 +140,7 @@ fn run_one(
     contender: &Contender,
     seed: u64,
     progress: bool,
+    serve_metrics: Option<std::net::SocketAddr>,
 ) -> Result<(Score, Vec<Row>), AppError> {
     let data: RunData = match p.mode {
         Mode::Virtual => virtual_sim::run(
@@ -150,6 +153,11 @@ fn run_one(
         ),
         Mode::Real => {
             let sink = pools::build(contender, &p.oracle, &p.policy).map_err(AppError::Run)?;
+            // Keeps the endpoint up for the run; dropping it stops the server.
+            let _server = match serve_metrics {
+                None => None,
+                Some(addr) => Some(serve_metrics_of(sink.as_ref(), contender, addr)?),
+            };
             let pb = progress.then(|| progress_bar(p, &contender.to_string()));
             let data = runner::run(&p.trace, &p.schedule, &p.oracle, sink.as_ref(), pb.as_ref());
             if let Some(pb) = pb {
@@ -219,7 +227,18 @@ pub fn simulate(opts: &RunOpts, strategy: &str) -> Result<(), AppError> {
             println!("  running for {:.0} s...", p.trace.duration_s());
         }
     }
-    let (s, rows) = run_one(&p, &contender, opts.seed, show_progress(opts))?;
+    if opts.serve_metrics.is_some() && opts.virtual_time {
+        return Err(AppError::Input(
+            "--serve-metrics needs a real run: a virtual run has no pool to export".into(),
+        ));
+    }
+    let (s, rows) = run_one(
+        &p,
+        &contender,
+        opts.seed,
+        show_progress(opts),
+        opts.serve_metrics,
+    )?;
     let csv = write(
         opts,
         "timeline.csv",
@@ -243,6 +262,31 @@ pub fn simulate(opts: &RunOpts, strategy: &str) -> Result<(), AppError> {
         println!("  wrote {} and {}", csv.display(), svg.display());
     }
     check_lost(std::slice::from_ref(&s))
+}
+
+/// Starts the Prometheus endpoint for the pool behind `sink` (named after the contender).
+fn serve_metrics_of(
+    sink: &dyn pools::Sink,
+    contender: &Contender,
+    addr: std::net::SocketAddr,
+) -> Result<elastic_pool::export::MetricsServer, AppError> {
+    let pool = sink.pool().ok_or_else(|| {
+        AppError::Input(format!(
+            "--serve-metrics exports an elastic-pool; {contender} is a peer's pool"
+        ))
+    })?;
+    let exporter = elastic_pool::export::Exporter::new();
+    exporter
+        .register(contender.to_string(), &pool)
+        .map_err(|e| AppError::Run(e.to_string()))?;
+    let server = exporter
+        .serve(addr)
+        .map_err(|e| AppError::Input(format!("--serve-metrics {addr}: {e}")))?;
+    eprintln!(
+        "  serving metrics at http://{}/metrics",
+        server.local_addr()
+    );
+    Ok(server)
 }
 
 /// `elastic-pool compare`: every contender on the same trace and seed.
@@ -280,7 +324,7 @@ pub fn compare(opts: &RunOpts, contenders: &str) -> Result<(), AppError> {
     let mut scores = Vec::with_capacity(list.len());
     let mut runs = Vec::with_capacity(list.len());
     for c in &list {
-        let (s, rows) = run_one(&p, c, opts.seed, progress)?;
+        let (s, rows) = run_one(&p, c, opts.seed, progress, None)?;
         if progress {
             eprintln!(
                 "{:>14} done: burn {:.2}, worker-seconds {:.2} × oracle",

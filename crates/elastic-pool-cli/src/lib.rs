@@ -13,6 +13,7 @@ pub mod pools;
 pub mod report;
 pub mod runner;
 pub mod score;
+pub mod soak;
 pub mod task;
 pub mod timeline;
 pub mod trace;

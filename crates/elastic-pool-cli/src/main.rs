@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+mod bench;
+
 use clap::{Args, Parser, Subcommand};
 use elastic_pool_cli::app::{self, RunOpts};
 use elastic_pool_cli::contender::DEFAULT_CONTENDERS;
@@ -31,6 +33,10 @@ enum Command {
         /// on-demand, tpe[:CORE:MAX:QUEUE], tokio-blocking, rusty-pool.
         #[arg(long, default_value = "erlang", value_name = "NAME")]
         strategy: String,
+        /// Serve the pool's Prometheus metrics at ADDR (e.g. 127.0.0.1:9464) during the run;
+        /// port 0 picks a free port (printed on stderr).
+        #[arg(long, value_name = "ADDR")]
+        serve_metrics: Option<std::net::SocketAddr>,
     },
     /// Run several contenders on the same trace and seed: one table and an overlay plot.
     Compare {
@@ -39,6 +45,31 @@ enum Command {
         /// Comma-separated contenders.
         #[arg(long, default_value = DEFAULT_CONTENDERS, value_name = "A,B,...")]
         contenders: String,
+    },
+    /// Benchmark this pool against its peers in one process (BENCHMARKS.md).
+    Bench {
+        /// Fewer rounds and samples: under 60 s in all.
+        #[arg(long)]
+        quick: bool,
+        /// Print a JSON array of scenarios instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Run one scenario (or one entry such as `wake-p99`).
+        #[arg(long, value_name = "NAME")]
+        scenario: Option<String>,
+    },
+    /// Soak the pool: a random mix of every operation and fault, every invariant checked;
+    /// exits 1 if any fails (docs/RELIABILITY.md).
+    Soak {
+        /// How long: seconds, or a number with a unit (500ms, 60s, 30m, 2h).
+        #[arg(long, default_value = "60s", value_name = "D", value_parser = elastic_pool_cli::soak::parse_duration)]
+        duration: std::time::Duration,
+        /// Seed of every random choice.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        seed: u64,
+        /// Print the report as JSON (progress lines still go to stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// List the built-in traces.
     Traces {
@@ -86,6 +117,7 @@ impl From<RunArgs> for RunOpts {
             json: a.json,
             virtual_time: a.virtual_time,
             speed: a.speed,
+            serve_metrics: None,
         }
     }
 }
@@ -93,9 +125,48 @@ impl From<RunArgs> for RunOpts {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Simulate { run, strategy } => app::simulate(&run.into(), &strategy),
+        Command::Simulate {
+            run,
+            strategy,
+            serve_metrics,
+        } => {
+            let mut opts: RunOpts = run.into();
+            opts.serve_metrics = serve_metrics;
+            app::simulate(&opts, &strategy)
+        }
+        Command::Soak {
+            duration,
+            seed,
+            json,
+        } => {
+            use elastic_pool_cli::soak;
+            let r = soak::run(soak::SoakOptions {
+                duration,
+                seed,
+                progress: true,
+                ..Default::default()
+            });
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r).expect("a report serializes")
+                );
+            } else {
+                soak::print_human(&r);
+            }
+            std::process::exit(if r.ok { 0 } else { 1 });
+        }
         Command::Compare { run, contenders } => app::compare(&run.into(), &contenders),
         Command::Traces { show } => app::traces(show.as_deref()),
+        Command::Bench {
+            quick,
+            json,
+            scenario,
+        } => bench::run(&bench::BenchOpts {
+            quick,
+            json,
+            scenario,
+        }),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -35,6 +35,10 @@ pub trait Sink: Send + Sync {
     }
     /// Stops the pool, waiting at most `timeout` for running tasks.
     fn shutdown(&self, timeout: Duration);
+    /// The elastic-pool behind this sink, for exporting its metrics (`None` for the peers).
+    fn pool(&self) -> Option<Pool> {
+        None
+    }
 }
 
 /// How far ahead the oracle contender looks when it sets the size: one sampling period plus
@@ -146,6 +150,10 @@ struct Ours {
 }
 
 impl Sink for Ours {
+    fn pool(&self) -> Option<Pool> {
+        Some(self.pool.clone())
+    }
+
     fn submit(&self, job: Job) -> bool {
         match &self.role {
             Role::Tpe { max, .. } => match self.pool.try_execute(job) {

@@ -1275,8 +1275,10 @@ fn key_on_line(text: &str, offset: usize) -> Option<String> {
     let (line, _) = line_col(text, offset);
     let l = text.lines().nth(line.saturating_sub(1))?;
     let k = line_key(l)?;
-    // For an inline table the section already names it.
-    (!l.contains('{')).then(|| k.to_string())
+    // For one of the format's inline tables (`rate`, `task`) the section already names it;
+    // any other key given an inline table is itself the field in error.
+    let inline_table = l.contains('{') && (k == "rate" || k == "task");
+    (!inline_table).then(|| k.to_string())
 }
 
 fn unknown_field_name(message: &str) -> Option<String> {
