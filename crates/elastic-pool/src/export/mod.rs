@@ -25,14 +25,10 @@
 //! # Design note
 //!
 //! Nothing here touches a pool's hot path: the exporter only calls the pool's public read
-//! methods, at scrape or publish time. Two figures need state between reads, and keep it
-//! here, per registered pool:
+//! methods, at scrape or publish time. Scale events come from the autoscaler's exact
+//! counters (`Stats::scale_ups`, `Stats::scale_downs`). One figure needs state between
+//! reads, and keeps it here, per registered pool:
 //!
-//! * **scale events** are counted from [`Pool::decisions`](crate::Pool::decisions): every
-//!   decision newer than the last one seen (by `at_ns`) whose target changed counts as one
-//!   event `up` or `down`. The ring holds the last 256 decisions, so a gap of more than 256
-//!   target changes between two reads (two minutes of a change every tick at the default
-//!   500 ms) would be undercounted;
 //! * **counters never go backwards**: each exported counter is the maximum of its reading
 //!   and the previous export, so a torn read (the pool's counters are read one relaxed load
 //!   at a time) can never look like a counter reset to Prometheus.
