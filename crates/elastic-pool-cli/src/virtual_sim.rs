@@ -4,7 +4,9 @@
 //! The model: one FIFO queue; workers spawn instantly; an arriving task goes to an idle worker
 //! if there is one (the most recently idled for our pool, the longest idle for the peers, whose
 //! channels wake waiters in FIFO order), otherwise it queues, and the pool spawns a worker at
-//! once if it is below its ceiling (the target). Sleep tasks hold a worker for their service
+//! once if it is below its ceiling (for our autoscaled pool: at once below the target, and
+//! between the target and the ceiling only while the queue is `Decision::burst_queue` deep or
+//! once the oldest queued task has waited the spawn grace, as the real pool does). Sleep tasks hold a worker for their service
 //! time; spin tasks share `ncpu` cores (processor sharing: each runs at `min(1, ncpu/n)` of a
 //! core while `n` spin at once). Idle workers above the minimum retire after the keep-alive;
 //! lowering the target retires idle workers at once (coldest first) and busy ones when they
@@ -68,8 +70,12 @@ struct Config {
     /// On-demand growth ceiling (≥ target); the scaler's `Decision::ceiling`, else the target.
     ceiling: usize,
     /// On-demand growth waits until the oldest queued task has waited this long (ns);
-    /// 0 = at once. Our autoscaled pool uses a quarter of the SLO, as the real one does.
+    /// 0 = at once. Applies above the target only; our autoscaled pool uses twice the SLO, as
+    /// the real one does (capped at 1 s).
     spawn_grace_ns: u64,
+    /// A queue at least this deep grows the pool at once, grace or not (the scaler's
+    /// `Decision::burst_queue`); 0 = no such rule.
+    burst_queue: usize,
     grow_on_demand: bool,
     queue_cap: Option<usize>,
     keep_alive_ns: Option<u64>,
@@ -94,9 +100,10 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
                 max: p.max_workers,
                 target: min.max(1),
                 ceiling: min.max(1),
-                spawn_grace_ns: ns(
-                    p.target_p99_wait_ms / 1000.0 * elastic_pool::SPAWN_GRACE_FRACTION
-                ),
+                spawn_grace_ns: ns((p.target_p99_wait_ms / 1000.0
+                    * elastic_pool::SPAWN_GRACE_FRACTION)
+                    .min(1.0)),
+                burst_queue: min.max(1),
                 grow_on_demand: true,
                 queue_cap: None,
                 keep_alive_ns: Some(ns(p.keep_alive_s)),
@@ -117,6 +124,7 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
                 target: c,
                 ceiling: c,
                 spawn_grace_ns: 0,
+                burst_queue: 0,
                 grow_on_demand: true,
                 queue_cap: None,
                 keep_alive_ns: None,
@@ -133,6 +141,7 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
             target: ON_DEMAND_MAX,
             ceiling: ON_DEMAND_MAX,
             spawn_grace_ns: 0,
+            burst_queue: 0,
             grow_on_demand: true,
             queue_cap: None,
             keep_alive_ns: ka,
@@ -150,6 +159,7 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
                 target: max,
                 ceiling: max,
                 spawn_grace_ns: 0,
+                burst_queue: 0,
                 grow_on_demand: false,
                 queue_cap: Some(queue),
                 keep_alive_ns: ka,
@@ -164,6 +174,7 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
             target: ON_DEMAND_MAX,
             ceiling: ON_DEMAND_MAX,
             spawn_grace_ns: 0,
+            burst_queue: 0,
             grow_on_demand: true,
             queue_cap: None,
             keep_alive_ns: ka,
@@ -177,6 +188,7 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
             target: RUSTY_MAX,
             ceiling: RUSTY_MAX,
             spawn_grace_ns: 0,
+            burst_queue: 0,
             grow_on_demand: true,
             queue_cap: None,
             keep_alive_ns: ka,
@@ -194,6 +206,7 @@ fn fixed(n: usize) -> Config {
         target: n,
         ceiling: n,
         spawn_grace_ns: 0,
+        burst_queue: 0,
         grow_on_demand: false,
         queue_cap: None,
         keep_alive_ns: None,
@@ -388,10 +401,15 @@ impl Sim<'_> {
     /// Hands queued tasks to idle workers, spawning up to the target where allowed.
     fn dispatch(&mut self) {
         while let Some(&i) = self.queue.front() {
+            // As the real pool: workers start at once while the queue is burst-deep.
+            let burst = self.cfg.burst_queue > 0 && self.queue.len() >= self.cfg.burst_queue;
             if self.take_idle() {
             } else if self.cfg.grow_on_demand
                 && self.live < self.cfg.ceiling.min(self.cfg.max)
-                && self.now.saturating_sub(self.records[i].intended_ns) >= self.cfg.spawn_grace_ns
+                && (burst
+                    || self.live < self.cfg.target
+                    || self.now.saturating_sub(self.records[i].intended_ns)
+                        >= self.cfg.spawn_grace_ns)
             {
                 self.live += 1;
                 self.spawned += 1;
@@ -546,6 +564,7 @@ impl Sim<'_> {
             ..Window::default()
         };
         self.next_tick = self.now + next.as_nanos() as u64;
+        self.cfg.burst_queue = decision.burst_queue.max(1);
         self.set_target_ceiling(decision.to, decision.ceiling, None, TRIM_IDLE_NS);
     }
 

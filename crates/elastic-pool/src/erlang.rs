@@ -91,6 +91,39 @@ pub fn workers_for_wait(
     cap
 }
 
+/// The shortest queue that an M/M/c queue in steady state reaches with probability at most
+/// `tail`: the smallest `k ≥ 1` with `P(Nq ≥ k) = C(c, a)·ρ^k ≤ tail` (`ρ = a/c`; given that
+/// all servers are busy, the number waiting is geometric with ratio `ρ`).
+///
+/// The pool uses it to tell a burst from Poisson noise: a queue this long is one the current
+/// size makes rare, so growing at once is worth it. Returns 1 when the system is unstable
+/// (`c <= a`: every queue grows), and at most `cap`.
+///
+/// ```
+/// use elastic_pool::erlang::queue_for_tail;
+/// // 16 workers at λ = 200/s, S = 50 ms (a = 10): a queue of 9 happens once in ~1000 arrivals.
+/// assert_eq!(queue_for_tail(16, 10.0, 1e-3, 1_000), 9);
+/// assert_eq!(queue_for_tail(4, 5.0, 1e-3, 1_000), 1);
+/// ```
+pub fn queue_for_tail(c: usize, a: f64, tail: f64, cap: usize) -> usize {
+    let cap = cap.max(1);
+    if !(a.is_finite() && a >= 0.0) || (c as f64) <= a || tail.is_nan() || tail <= 0.0 {
+        return 1;
+    }
+    let pc = erlang_c(c, a);
+    if pc <= tail || a == 0.0 {
+        return 1;
+    }
+    let rho = a / c as f64;
+    // C·ρ^k ≤ tail  ⇔  k ≥ ln(tail / C) / ln ρ (both logarithms negative).
+    let k = ((tail / pc).ln() / rho.ln()).ceil();
+    if k.is_finite() && k >= 1.0 {
+        (k as usize).min(cap)
+    } else {
+        1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +162,23 @@ mod tests {
         }
         assert_eq!(workers_for_wait(0.0, 0.05, 0.02, 0.01, 10_000), 0);
         assert_eq!(workers_for_wait(1e9, 0.05, 0.02, 0.01, 64), 64);
+    }
+
+    #[test]
+    fn queue_tail_matches_the_geometric_formula() {
+        for &(c, a) in &[(4usize, 1.0f64), (16, 10.0), (27, 20.0), (48, 40.0)] {
+            let k = queue_for_tail(c, a, 1e-3, 10_000);
+            let p = |k: usize| erlang_c(c, a) * (a / c as f64).powi(k as i32);
+            assert!(p(k) <= 1e-3, "c={c} a={a} k={k}");
+            if k > 1 {
+                assert!(p(k - 1) > 1e-3, "c={c} a={a}: {k} is not the smallest");
+            }
+        }
+        // Unstable or degenerate: grow at the first queued task.
+        assert_eq!(queue_for_tail(4, 4.0, 1e-3, 100), 1);
+        assert_eq!(queue_for_tail(4, f64::NAN, 1e-3, 100), 1);
+        assert_eq!(queue_for_tail(8, 0.0, 1e-3, 100), 1);
+        // Capped.
+        assert_eq!(queue_for_tail(100, 99.0, 1e-9, 50), 50);
     }
 }

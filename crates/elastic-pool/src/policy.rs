@@ -54,8 +54,11 @@ pub struct Policy {
     /// Default 0.1 (±10%), so the controller does not beat in step with periodic load.
     pub tick_jitter: f64,
     /// Scale-down stabilization window, seconds: the pool never shrinks below the highest
-    /// recommendation of this window. Default 10 s. Recurring bursts of period P want a window
-    /// of at least P.
+    /// recommendation of this window. Default 3 s: bursts are absorbed by growing at once
+    /// for a burst-deep queue, so holding a peak size longer only costs worker-seconds (10 s
+    /// cost step 1.23× and diurnal 1.29× the oracle in the virtual model, 3 s 1.19× and 1.22×).
+    /// Recurring bursts of period P that must be served without any growth want a window of
+    /// at least P.
     pub scale_down_window_s: f64,
     /// Most workers the target may grow by in one tick. Default 32.
     pub max_step_up: usize,
@@ -116,7 +119,8 @@ pub struct ErlangParams {
     /// Factor applied to the effective target when relaxing, > 1. Default 1.1.
     pub relax_factor: f64,
     /// Hysteresis: the stabilization window remembers the size for an arrival rate this
-    /// fraction higher than the estimate, so noise in λ̂ does not flip the size. Default 0.1.
+    /// fraction higher than the estimate (plus three standard deviations of λ̂'s own noise),
+    /// so noise in λ̂ does not flip the size. Default 0.1.
     pub hysteresis: f64,
 }
 
@@ -159,7 +163,7 @@ impl Default for Policy {
             target_p99_wait_ms: 20.0,
             tick_ms: 500.0,
             tick_jitter: 0.1,
-            scale_down_window_s: 10.0,
+            scale_down_window_s: 3.0,
             max_step_up: 32,
             max_step_down: 16,
             keep_alive_s: 10.0,

@@ -6,19 +6,26 @@
 //! fixed ring buffers. The control thread calls it once per jittered tick and applies
 //! [`Decision::to`] as the pool's target.
 //!
-//! # The target is a ceiling
+//! # Target, ceiling and burst queue
 //!
-//! Between ticks the pool spawns a worker itself when a task is queued and no worker is idle, up
-//! to the target; the controller owns retirement. So the target must carry the headroom a burst
-//! needs (the model's size for a peak-aware λ̂) and shrink slowly.
+//! Between ticks the pool starts workers itself, lazily: up to the target as soon as a task is
+//! queued and no worker is idle; above the target (up to [`Decision::ceiling`]) only for a
+//! burst — a queue [`Decision::burst_queue`] deep, one the model's M/M/c queue at the target
+//! makes rare — or for a task that has waited out the spawn grace (twice the SLO). The
+//! ordinary tail of a right-sized pool (at its Erlang-C size about 1% of tasks wait near the
+//! SLO, by definition) therefore does not grow it, while a burst gets workers at once. The
+//! controller owns retirement: idle workers above the target are trimmed.
 //!
 //! # One tick
 //!
-//! 1. Smooth: λ̂ is the larger of a mean EWMA of the window's arrival rate and a peak-EWMA
-//!    that takes a window's rate at once when its count is a significant burst (`√n − √m > 2`,
-//!    four standard deviations above the count `m` the mean predicts) and otherwise decays
-//!    towards the mean — a real burst is taken at once, Poisson noise is not. Ŝ and the busy
-//!    count `a` are EWMAs too (`rate_tau_s`, `service_tau_s`).
+//! 1. Smooth: λ̂ starts from a mean EWMA of the window's arrival rate, corrected upwards for a
+//!    trend (Brown's double smoothing, `2·S₁ − S₂`, which follows a linear climb without the
+//!    EWMA's lag of slope × τ). While the pool grows on demand for known blocking work, that
+//!    is λ̂: bursts are the burst queue's job. Otherwise λ̂ is the larger of it and a
+//!    peak-EWMA that takes a window's rate at once when its count is a significant burst
+//!    (`√n − √m > 2`, four standard deviations above the count `m` the mean predicts) and
+//!    otherwise decays towards the mean — a real burst is taken at once, Poisson noise is not.
+//!    Ŝ and the busy count `a` are EWMAs too (`rate_tau_s`, `service_tau_s`).
 //! 2. Evidence: windows' p99 waits are merged until they hold `min_wait_samples` samples; only
 //!    then does a strategy see a p99 ([`WaitEvidence`]).
 //! 3. Strategy: [`Strategy::recommend`].
@@ -38,6 +45,7 @@
 
 use std::time::Duration;
 
+use crate::erlang::queue_for_tail;
 use crate::ewma::{Ewma, PeakEwma};
 use crate::policy::Policy;
 use crate::strategy::{
@@ -56,6 +64,12 @@ const APP_LIMITED: f64 = 0.5;
 const CPU_HEAVY: f64 = 0.5;
 /// Windows of latency evidence merged at most (older ones slide out).
 const EVIDENCE_SLOTS: usize = 64;
+/// The steady-state probability of a queue at least [`Decision::burst_queue`] deep, per
+/// arrival, at most...
+pub const BURST_TAIL: f64 = 1e-3;
+/// ...and at most this many false bursts per second at the current rate (one a minute): at
+/// 200 tasks/s a per-arrival 1e-3 would grow the pool for noise every 5 s.
+pub const BURST_FALSE_PER_S: f64 = 1.0 / 60.0;
 /// Recommendations the stabilization window holds: 1024 ticks, 512 s at the default tick.
 pub const WINDOW_SLOTS: usize = 1024;
 
@@ -154,6 +168,12 @@ pub struct Decision {
     /// move the wait into the OS run queue); the policy's max when the work is known to
     /// block rather than compute; `to` plus headroom while that is not yet known.
     pub ceiling: usize,
+    /// The queue depth that counts as a burst until the next tick: one that the model's
+    /// M/M/c queue at size `to` reaches for at most 1 arrival in 1000
+    /// ([`crate::erlang::queue_for_tail`]; `to` while there is no model). A queue this deep
+    /// starts workers at once (up to `ceiling`); a shorter one only after the spawn grace, so
+    /// the ordinary tail of a right-sized pool does not grow it.
+    pub burst_queue: usize,
 }
 
 impl Decision {
@@ -292,6 +312,9 @@ pub struct Scaler {
     strategy: AnyStrategy,
     lambda_mean: Ewma,
     lambda_peak: PeakEwma,
+    /// An EWMA of `lambda_mean` (Brown's double smoothing): `2·mean − this` follows a linear
+    /// trend without the mean's lag.
+    lambda_mean2: Ewma,
     service: Ewma,
     busy_mean: Ewma,
     rate_tau_s: f64,
@@ -324,6 +347,7 @@ impl Scaler {
             strategy: AnyStrategy::new(policy.strategy),
             lambda_mean: Ewma::new(tau(policy.rate_tau_s)),
             lambda_peak: PeakEwma::new(tau(policy.rate_tau_s)),
+            lambda_mean2: Ewma::new(tau(policy.rate_tau_s)),
             service: Ewma::new(tau(policy.service_tau_s)),
             busy_mean: Ewma::new(tau(policy.rate_tau_s)),
             rate_tau_s: policy.rate_tau_s,
@@ -360,6 +384,7 @@ impl Scaler {
             let t = tau(policy.rate_tau_s);
             self.lambda_mean.set_tau(t);
             self.lambda_peak.set_tau(t);
+            self.lambda_mean2.set_tau(t);
             self.busy_mean.set_tau(t);
         }
         if policy.service_tau_s != self.service_tau_s {
@@ -395,6 +420,7 @@ impl Scaler {
             let expected = self.lambda_mean.value().unwrap_or(0.0) * dt;
             let burst = n.sqrt() - expected.sqrt() > PEAK_Z / 2.0;
             let mean = self.lambda_mean.update(rate, now);
+            self.lambda_mean2.update(mean, now);
             self.lambda_peak
                 .update(if burst { rate } else { mean }, now);
             let busy = if s.busy_s.is_finite() {
@@ -425,8 +451,14 @@ impl Scaler {
         let absorb = s.on_demand
             && !cpu_now.is_some_and(|u| u >= policy.cpu_busy_ratio)
             && self.cpu_share.is_some_and(|k| k < CPU_HEAVY);
+        // A rising rate: the mean lags a linear climb by its slope × τ; Brown's level
+        // `2·S₁ − S₂` does not. Only upward: a falling rate's lag errs on the safe side.
+        let lambda_level = self
+            .lambda_mean2
+            .value()
+            .map_or(lambda_mean, |s2| lambda_mean.max(2.0 * lambda_mean - s2));
         let lambda = if absorb {
-            lambda_mean
+            lambda_level
         } else {
             lambda_mean.max(self.lambda_peak.value().unwrap_or(0.0))
         };
@@ -619,12 +651,20 @@ impl Scaler {
             }
         }
         .max(to);
+        let burst_queue = match self.service.value() {
+            Some(sv) if lambda > 0.0 && sv > 0.0 => {
+                let tail = BURST_TAIL.min(BURST_FALSE_PER_S / lambda);
+                queue_for_tail(to, lambda * sv, tail, to.max(1).saturating_mul(2))
+            }
+            _ => to.max(1),
+        };
 
         Decision {
             at_ns: now,
             from,
             to,
             ceiling,
+            burst_queue,
             rule,
             strategy: self.kind,
             lambda,

@@ -7,11 +7,18 @@
 //! for on-demand growth (the autoscaler moves it; without one it equals `max`).
 //!
 //! * **Growth is lazy and never happens on the submit path.** After a push, a submitter wakes
-//!   one parked worker; if none is parked and `live < target`, it raises `spawn_pending` and
+//!   one parked worker; if none is parked and `live < ceiling`, it raises `spawn_pending` and
 //!   kicks the control thread (one flag swap; at most one kick until it is served). The
-//!   control thread starts workers while `queued > idle + starting` and `live < target`, or
-//!   while `live < min`. Thread creation (~50 µs) therefore costs the submitter nothing, and
-//!   no lock that a submitter takes is held while a thread starts.
+//!   control thread starts workers while `queued > idle + starting` (the *uncovered* tasks)
+//!   and `live < ceiling`, or while `live < min`. Thread creation (~50 µs) therefore costs
+//!   the submitter nothing, and no lock that a submitter takes is held while a thread starts.
+//! * **With an autoscaler, growth above the target is for bursts.** Up to the target, workers
+//!   start at once. Above it (up to the ceiling), a worker starts at once only while the
+//!   uncovered tasks are at least `burst_queue` (a queue the model makes rare; the
+//!   autoscaler sets it each tick), otherwise only after the spawn grace: growth must still
+//!   be wanted `spawn_grace_ns` after it was first wanted. While the grace runs,
+//!   `spawn_pending` stays raised; a submitter that sees a burst-deep queue kicks anyway,
+//!   once (`burst_kick`).
 //! * **`live` is reserved before a thread starts** (compare-and-swap below the ceiling) and
 //!   released if the OS refuses it, so `live ≤ max` holds at every instant outside shutdown.
 //! * **Shrinking never interrupts a task.** Lowering the target asks the coldest parked
@@ -152,9 +159,15 @@ pub(crate) struct Shared<J, H> {
     draining: AtomicBool,
     aborting: AtomicBool,
     spawn_pending: AtomicBool,
-    /// On-demand growth waits this long (ns) for the backlog to clear by itself before
-    /// starting a worker; 0 = start at once. The autoscaler sets a quarter of the SLO.
+    /// A submitter saw a burst-deep queue during a spawn grace and kicked (once per service).
+    burst_kick: AtomicBool,
+    /// Growth above the target waits this long (ns) for the backlog to clear by itself
+    /// before starting a worker; 0 = start at once. The autoscaler sets twice the SLO.
     spawn_grace_ns: AtomicU64,
+    /// Uncovered tasks (queued beyond idle and starting workers) that start workers above
+    /// the target at once, grace or not. `usize::MAX` without an autoscaler (whose pools
+    /// have no grace anyway).
+    burst_queue: AtomicUsize,
     /// Record the wait of one task in this many per submitting thread (≥ 1).
     sample_every: std::sync::atomic::AtomicU32,
     rare: RareCounters,
@@ -209,6 +222,12 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             draining: AtomicBool::new(false),
             aborting: AtomicBool::new(false),
             spawn_pending: AtomicBool::new(false),
+            burst_kick: AtomicBool::new(false),
+            burst_queue: AtomicUsize::new(if autoscale.is_some() {
+                config.min.max(1)
+            } else {
+                usize::MAX
+            }),
             sample_every: std::sync::atomic::AtomicU32::new(config.wait_sample_every),
             rare: RareCounters::default(),
             shards: Mutex::new(ShardTable::default()),
@@ -427,10 +446,20 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
 
     #[inline]
     fn request_spawn(&self) {
-        if self.live.load(Relaxed) < self.ceiling.load(Relaxed)
-            && !self.spawn_pending.load(Relaxed)
-            && !self.spawn_pending.swap(true, SeqCst)
+        if self.live.load(Relaxed) >= self.ceiling.load(Relaxed) {
+            return;
+        }
+        if !self.spawn_pending.load(Relaxed) {
+            if !self.spawn_pending.swap(true, SeqCst) {
+                self.ctl.kick();
+            }
+        } else if self.spawn_grace_ns.load(Relaxed) != 0
+            && self.rx.len() >= self.burst_queue.load(Relaxed)
+            && !self.burst_kick.load(Relaxed)
+            && !self.burst_kick.swap(true, SeqCst)
         {
+            // A grace is running (it keeps `spawn_pending` raised) and the queue has become
+            // burst-deep: the control thread must not sleep until the grace ends.
             self.ctl.kick();
         }
     }
@@ -694,6 +723,21 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             .store(grace.as_nanos().min(u128::from(u64::MAX)) as u64, Relaxed);
     }
 
+    /// Growth wanted now, without waiting for the grace: below the target, or while the
+    /// uncovered tasks are burst-deep (see the design note). Never while draining.
+    fn spawn_wanted_at_once(&self) -> bool {
+        if self.spawn_grace_ns.load(Relaxed) == 0
+            || self.draining.load(Relaxed)
+            || !self.spawn_wanted()
+        {
+            return false;
+        }
+        let live = self.live.load(Acquire);
+        let covered = self.sleepers.idle() + self.starting.load(Acquire);
+        let uncovered = self.rx.len().saturating_sub(covered);
+        live < self.target.load(Relaxed) || uncovered >= self.burst_queue.load(Relaxed)
+    }
+
     fn spawn_wanted(&self) -> bool {
         let live = self.live.load(Acquire);
         if live < self.min.load(Relaxed) && !self.draining.load(Relaxed) {
@@ -733,13 +777,14 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     /// Idle workers above the target are retired only once they have stayed parked for
     /// [`TRIM_IDLE`]: a worker started on demand that the load keeps reusing (it sits on
     /// top of the LIFO stack) is not churned away at every tick.
-    pub(crate) fn set_target_and_ceiling(&self, target: usize, ceiling: usize) {
+    pub(crate) fn set_target_and_ceiling(&self, target: usize, ceiling: usize, burst_queue: usize) {
         let _g = lock(&self.bounds_lock);
         let min = self.min.load(Relaxed);
         let max = self.max.load(Relaxed);
         let t = target.clamp(min.max(1), max);
         self.target.store(t, Release);
         self.ceiling.store(ceiling.clamp(t, max), Release);
+        self.burst_queue.store(burst_queue.max(1), Relaxed);
         drop(_g);
         let live = self.live.load(Acquire);
         let floor = self.target_floor();
@@ -992,6 +1037,7 @@ fn bump_shared(c: &AtomicU64, n: u64) {
 impl<J: Send + 'static, H: Handler<J>> Managed for Shared<J, H> {
     fn service(self: Arc<Self>, now: Instant) -> Option<Instant> {
         self.spawn_pending.store(false, SeqCst);
+        self.burst_kick.store(false, SeqCst);
         let backoff_until = lock(&self.backoff).until.filter(|u| now < *u);
         if let Some(until) = backoff_until {
             // Refused threads: no spawning until the backoff passes; control ticks go on.
@@ -1000,8 +1046,21 @@ impl<J: Send + 'static, H: Handler<J>> Managed for Shared<J, H> {
                 None => until,
             });
         }
-        let mut next = self.grace_deadline(now);
-        if next.is_none() {
+        // Growth that needs no grace: below the target, or for a burst-deep queue.
+        let mut refused = false;
+        while self.spawn_wanted_at_once() {
+            let ceiling = self.ceiling.load(Relaxed).max(self.min.load(Relaxed));
+            if !self.try_spawn_one(ceiling) {
+                refused = true;
+                break;
+            }
+        }
+        let mut next = if refused {
+            lock(&self.backoff).until.filter(|u| *u > Instant::now())
+        } else {
+            self.grace_deadline(now)
+        };
+        if next.is_none() && !refused {
             while self.spawn_wanted() {
                 let ceiling = if self.draining.load(Relaxed) {
                     1

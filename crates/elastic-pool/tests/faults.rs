@@ -253,12 +253,11 @@ fn blocked_tasks_grow_the_pool_to_max_and_shutdown_timeout_reports_them() {
     let latch = Latch::new();
     let _open = OpenOnDrop(latch.clone());
     let peak = counter();
-    let mut grew_by = std::collections::BTreeSet::new();
     // More blockers than max: five run, the rest stay queued. Nothing ever completes, so
-    // the model has no service time to size with: only the guards can grow the pool. On
-    // real threads the saturation guard (no worker idle, work queued) fires in the same tick
-    // before the starvation backstop (queued, nothing dequeued for `starvation_ms`), which
-    // `tests/scaler.rs` drives on its own.
+    // the model has no service time to size with. Without a model the burst queue is the
+    // target itself (a backlog as deep as the pool), so on-demand growth and the guards
+    // (saturation, starvation: `tests/scaler.rs` drives those on their own) both push the
+    // pool up; whichever acts, it must reach max and stop there.
     for _ in 0..8 {
         let l = latch.clone();
         pool.execute(move || l.wait()).unwrap();
@@ -267,17 +266,10 @@ fn blocked_tasks_grow_the_pool_to_max_and_shutdown_timeout_reports_them() {
         wait_until(PATIENCE, || {
             let s = pool.stats();
             peak.fetch_max(s.live, SeqCst);
-            for d in pool.decisions().iter().filter(|d| d.to > d.from) {
-                grew_by.insert(d.rule.as_str());
-            }
             s.busy == 5
         }),
         "{:?}",
         pool.stats()
-    );
-    assert!(
-        grew_by.contains("starvation") || grew_by.contains("saturated"),
-        "grew by {grew_by:?}"
     );
     // At max, with work queued and nothing dequeued, the bound holds however long it lasts.
     let t0 = Instant::now();

@@ -19,7 +19,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(p.target_p99_wait(), Duration::from_millis(20));
     assert_eq!(p.tick(), Duration::from_millis(500));
     assert_eq!(p.tick_jitter, 0.1);
-    assert_eq!(p.scale_down_window(), Duration::from_secs(10));
+    assert_eq!(p.scale_down_window(), Duration::from_secs(3));
     assert_eq!((p.max_step_up, p.max_step_down), (32, 16));
     assert_eq!(p.keep_alive(), Duration::from_secs(10));
     assert_eq!(p.min_wait_samples, 100);
@@ -70,7 +70,7 @@ hysteresis = 0.2
     );
     assert_eq!(p.erlang.hysteresis, 0.2);
     assert_eq!(p.erlang.trim_after, 3);
-    assert_eq!(p.scale_down_window_s, 10.0);
+    assert_eq!(p.scale_down_window_s, 3.0);
 
     let json = r#"{
         "min_workers": 2, "max_workers": 64, "target_p99_wait_ms": 50, "tick_ms": 250.0,
