@@ -55,8 +55,9 @@ pub struct Policy {
     pub tick_jitter: f64,
     /// Scale-down stabilization window, seconds: the pool never shrinks below the highest
     /// recommendation of this window. Default 3 s: bursts are absorbed by growing at once
-    /// for a burst-deep queue, so holding a peak size longer only costs worker-seconds (10 s
-    /// cost step 1.23× and diurnal 1.29× the oracle in the virtual model, 3 s 1.19× and 1.22×).
+    /// for a burst-deep queue, so holding a peak size longer only costs worker-seconds (in
+    /// the virtual model 10 s costs 1.24× the oracle on step and 2.41× on on/off, 3 s 1.20×
+    /// and 2.03×; docs/SCALING.md).
     /// Recurring bursts of period P that must be served without any growth want a window of
     /// at least P.
     pub scale_down_window_s: f64,
