@@ -576,7 +576,8 @@ impl Sim<'_> {
         let oracle_tick = ns(self.oracle.tick_s).max(1);
         let mut next_oracle = oracle_tick;
         if let Control::Scaler(st) = &mut self.cfg.control {
-            self.next_tick = st.policy.tick_jittered(st.rng.random::<f64>()).as_nanos() as u64;
+            let first = st.policy.tick_jittered(st.rng.random::<f64>());
+            self.next_tick = first.min(elastic_pool::FIRST_TICK).as_nanos() as u64;
         }
         let is_oracle = matches!(self.cfg.control, Control::Oracle);
         let mut next_arrival = 0usize;

@@ -90,6 +90,12 @@ fn spawn_grace(policy: &Policy) -> std::time::Duration {
     )
 }
 
+/// The first control tick comes this soon after the pool starts (or sooner, with a shorter
+/// tick): until then the growth ceiling is `min_workers`, so a pool started under load would
+/// otherwise queue a whole tick of arrivals (150 at 300 tasks/s) and size its first decision
+/// for that backlog — 66 threads on the on/off trace's warm-up for a load that needs 21.
+pub const FIRST_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// xorshift64*: a tiny, allocation-free source of jitter (no `rand` in the library).
 fn next_unit(rng: &mut u64) -> f64 {
     let mut x = *rng;
@@ -130,7 +136,11 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         }
         if due {
             let jitter = next_unit(&mut st.rng);
-            st.next_tick = Some(now + policy.tick_jittered(jitter));
+            let mut next = policy.tick_jittered(jitter);
+            if st.next_tick.is_none() {
+                next = next.min(FIRST_TICK);
+            }
+            st.next_tick = Some(now + next);
         }
         st.next_tick
     }

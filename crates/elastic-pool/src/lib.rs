@@ -61,7 +61,7 @@ mod tenant;
 mod typed;
 mod worker;
 
-pub use autoscale::{DECISION_RING, SPAWN_GRACE_FRACTION};
+pub use autoscale::{DECISION_RING, FIRST_TICK, SPAWN_GRACE_FRACTION};
 pub use builder::{
     Builder, PanicHandler, QueueCapacity, SpawnHook, ThreadHook, DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_KEYS, DEFAULT_MAX_WORKERS, DEFAULT_QUEUE_CAPACITY, DEFAULT_THREAD_NAME,
