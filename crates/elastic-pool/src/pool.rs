@@ -18,7 +18,7 @@ pub(crate) struct RunJob;
 impl Handler<Job> for RunJob {
     #[inline]
     fn handle(&self, job: Job) -> Outcome {
-        job.0.run()
+        job.run_job()
     }
 }
 
@@ -51,10 +51,6 @@ impl std::fmt::Debug for Pool {
             .field("stats", &self.stats())
             .finish()
     }
-}
-
-fn boxed<R: Run>(r: R) -> Job {
-    Job(Box::new(r))
 }
 
 impl Pool {
@@ -117,7 +113,7 @@ impl Pool {
     {
         match self
             .shared
-            .push(self.task(boxed(Exec(f)), key), Wait::Block)
+            .push(self.task(Job::new(Exec(f)), key), Wait::Block)
         {
             Ok(()) => Ok(()),
             Err(Reject::Closed(t) | Reject::Full(t)) => {
@@ -156,7 +152,7 @@ impl Pool {
     where
         F: FnOnce() + Send + 'static,
     {
-        // Shed before boxing: a saturated pool rejects without allocating.
+        // Shed before wrapping the job: a saturated pool rejects without moving or boxing it.
         if self.shared.is_full() {
             return Err(if self.shared.count_early_reject(1, key) {
                 TrySubmitError::ShuttingDown(f)
@@ -166,7 +162,7 @@ impl Pool {
         }
         match self
             .shared
-            .push(self.task(boxed(Exec(f)), key), Wait::Never)
+            .push(self.task(Job::new(Exec(f)), key), Wait::Never)
         {
             Ok(()) => Ok(()),
             Err(Reject::Full(t)) => Err(TrySubmitError::Overloaded(unwrap_one::<Exec<F>>(t).0)),
@@ -187,7 +183,7 @@ impl Pool {
         let wait = Instant::now()
             .checked_add(timeout)
             .map_or(Wait::Block, Wait::Until);
-        match self.shared.push(self.task(boxed(Exec(f)), NO_KEY), wait) {
+        match self.shared.push(self.task(Job::new(Exec(f)), NO_KEY), wait) {
             Ok(()) => Ok(()),
             Err(Reject::Full(t)) => Err(SubmitTimeoutError::Timeout(unwrap_one::<Exec<F>>(t).0)),
             Err(Reject::Closed(t)) => {
@@ -219,7 +215,7 @@ impl Pool {
         let (tx, rx) = oneshot::channel();
         match self
             .shared
-            .push(self.task(boxed(Spawned { f, tx }), NO_KEY), Wait::Block)
+            .push(self.task(Job::new(Spawned { f, tx }), NO_KEY), Wait::Block)
         {
             Ok(()) => Ok(TaskHandle::new(rx)),
             Err(Reject::Closed(t) | Reject::Full(t)) => {
@@ -240,7 +236,7 @@ impl Pool {
         let (tx, rx) = oneshot::channel();
         match self
             .shared
-            .push(self.task(boxed(Spawned { f, tx }), NO_KEY), Wait::Never)
+            .push(self.task(Job::new(Spawned { f, tx }), NO_KEY), Wait::Never)
         {
             Ok(()) => Ok(TaskHandle::new(rx)),
             Err(Reject::Full(t)) => {
@@ -264,7 +260,7 @@ impl Pool {
         I: IntoIterator<Item = F>,
         F: FnOnce() + Send + 'static,
     {
-        let jobs: Vec<Job> = jobs.into_iter().map(|f| boxed(Exec(f))).collect();
+        let jobs: Vec<Job> = jobs.into_iter().map(|f| Job::new(Exec(f))).collect();
         let stamp = self.shared.stamp();
         self.shared.push_batch(jobs, stamp, NO_KEY).map_err(|rest| {
             SubmitError::ShuttingDown(

@@ -291,7 +291,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     }
 
     /// Whether the queue is full right now (a cheap pre-check that lets `try_*` reject
-    /// without boxing the job).
+    /// without wrapping the job).
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
         self.tx.is_full()
