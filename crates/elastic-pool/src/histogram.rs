@@ -467,6 +467,49 @@ impl Snapshot {
         Some(bucket_value(i))
     }
 
+    /// Several quantiles at once: the same values as [`quantile`](Self::quantile) on each of
+    /// `qs` (in any order), from one count and one upward scan instead of one count and one
+    /// scan per quantile. O(BUCKETS), no allocation.
+    pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [Option<u64>; N] {
+        let mut out = [None; N];
+        let n = self.count();
+        if n == 0 {
+            return out;
+        }
+        let ranks = qs.map(|q| (!q.is_nan()).then(|| rank(q.clamp(0.0, 1.0), n)));
+        let mut pending = ranks.iter().flatten().count();
+        let mut seen = 0u64;
+        for (c, chunk) in self.counts.chunks(SCAN_CHUNK).enumerate() {
+            if pending == 0 {
+                break;
+            }
+            let total = chunk.iter().fold(0u64, |a, &x| a.wrapping_add(x));
+            let after = seen.saturating_add(total);
+            let crossed =
+                |o: &Option<u64>, r: &Option<u64>| o.is_none() && r.is_some_and(|r| r <= after);
+            if out.iter().zip(&ranks).any(|(o, r)| crossed(o, r)) {
+                let mut s = seen;
+                for (j, &x) in chunk.iter().enumerate() {
+                    s = s.saturating_add(x);
+                    for (o, r) in out.iter_mut().zip(&ranks) {
+                        if o.is_none() && r.is_some_and(|r| r <= s) {
+                            *o = Some(bucket_value(c * SCAN_CHUNK + j));
+                            pending -= 1;
+                        }
+                    }
+                }
+            }
+            seen = after;
+        }
+        // Only if the counts wrapped: as `quantile`'s upward scan, the last bucket.
+        for (o, r) in out.iter_mut().zip(&ranks) {
+            if o.is_none() && r.is_some() {
+                *o = Some(bucket_value(BUCKETS - 1));
+            }
+        }
+        out
+    }
+
     /// The bucket holding the `k`-th smallest record (`1 ≤ k ≤ count`). Sums a chunk of buckets
     /// at a time (vectorised), then walks the chunk that crosses `k`.
     fn nth_from_bottom(&self, k: u64) -> usize {

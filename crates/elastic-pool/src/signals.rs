@@ -40,13 +40,15 @@ pub struct Quantiles {
 
 impl Quantiles {
     fn of(s: &Snapshot, samples: u64) -> Self {
-        let q = |p| s.quantile(p).map(Duration::from_nanos);
+        let [p50, p90, p99, p999] = s
+            .quantiles([0.5, 0.9, 0.99, 0.999])
+            .map(|v| v.map(Duration::from_nanos));
         Quantiles {
             samples,
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            p999: q(0.999),
+            p50,
+            p90,
+            p99,
+            p999,
             mean: s.mean_ns().map(|m| Duration::from_nanos(m as u64)),
         }
     }

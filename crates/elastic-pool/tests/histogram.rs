@@ -290,6 +290,29 @@ proptest! {
     }
 }
 
+proptest! {
+    /// `quantiles` (one scan) gives what `quantile` gives for each, in any order, with NaN
+    /// and out-of-range `q` handled the same way.
+    #[test]
+    fn quantiles_equal_quantile_each(
+        values in prop::collection::vec(value(), 0..300),
+        qs in prop::array::uniform5(prop_oneof![
+            0.0f64..=1.0,
+            Just(0.5),
+            Just(0.99),
+            Just(0.999),
+            Just(1.0),
+            Just(-0.5),
+            Just(2.0),
+            Just(f64::NAN),
+        ]),
+    ) {
+        let s = snapshot_of(&values);
+        let want = qs.map(|q| s.quantile(q));
+        prop_assert_eq!(s.quantiles(qs), want);
+    }
+}
+
 /// Values across all the bucket regimes: underflow, the log-linear range, overflow.
 fn value() -> impl Strategy<Value = u64> {
     prop_oneof![
