@@ -12,12 +12,14 @@
 //! add), with no search or loop.
 //!
 //! Why these numbers: the control thread merges up to 64 per-worker shards every tick within a
-//! budget of about 5 µs, and a merge costs one relaxed load and one add per bucket, so the bucket
-//! count is the main cost. Three sub-bucket bits keep the reported quantile within 1/16 of the
+//! budget of about 5 µs, and a merge costs one relaxed load and one add per bucket it reads, so
+//! the bucket count bounds the cost. (Each histogram also keeps a bitmap of the buckets it has
+//! ever recorded into, and merges read only those: a shard's values usually span a few octaves,
+//! a few dozen of the 210 buckets.) Three sub-bucket bits keep the reported quantile within 1/16 of the
 //! true value (see [`Snapshot::quantile`]), which is finer than the run-to-run noise of a
 //! 500 ms window's p99; four bits would double the merge cost for a 3% gain.
 //!
-//! A [`Histogram`] is written by any number of threads with relaxed `fetch_add`s only. The control
+//! A [`Histogram`] is written by any number of threads with relaxed atomics only. The control
 //! thread reads it into a plain [`Snapshot`] (a caller-owned buffer, so nothing allocates), takes
 //! the difference from the previous tick's snapshot ([`Snapshot::delta_into`]) to get the window
 //! since that tick, and asks the window for quantiles. Reads are not atomic across buckets: a
@@ -51,9 +53,14 @@ pub const OVERFLOW_NS: u64 = 1 << MAX_EXP;
 /// overflow bucket (210).
 pub const BUCKETS: usize = 1 + (MAX_EXP - MIN_EXP) as usize * SUB_BUCKETS + 1;
 
-/// Size in bytes of a [`Histogram`] and of a [`Snapshot`]: 210 bucket counters plus the sum,
-/// 8 bytes each (1 688 bytes, about 26.4 cache lines).
-pub const HISTOGRAM_BYTES: usize = (BUCKETS + 1) * 8;
+/// Size in bytes of a [`Snapshot`]: 210 bucket counters plus the sum, 8 bytes each (1 688
+/// bytes, about 26.4 cache lines).
+pub const SNAPSHOT_BYTES: usize = (BUCKETS + 1) * 8;
+
+/// Size in bytes of a [`Histogram`]: a [`Snapshot`]'s counters plus the 4-word touched-bucket
+/// bitmap and a spare word, 27 whole 64-byte cache lines (1 728 bytes): the bitmap, the sum and
+/// the underflow and overflow buckets share the first line, each octave has one line.
+pub const HISTOGRAM_BYTES: usize = WORDS * 8;
 
 /// Worst-case relative error of [`Snapshot::quantile`] for values in
 /// `UNDERFLOW_NS..OVERFLOW_NS`: `2^-(SUB_BUCKET_BITS + 1)` = 1/16 = 6.25%.
@@ -61,7 +68,7 @@ pub const MAX_RELATIVE_ERROR: f64 = 1.0 / (2 * SUB_BUCKETS) as f64;
 
 // The range promised in the module docs: 1 µs resolution floor, at least 60 s before overflow.
 const _: () = assert!(UNDERFLOW_NS <= 1_024 && OVERFLOW_NS >= 60_000_000_000);
-const _: () = assert!(BUCKETS == 210 && HISTOGRAM_BYTES == 1_688);
+const _: () = assert!(BUCKETS == 210 && SNAPSHOT_BYTES == 1_688 && HISTOGRAM_BYTES == 1_728);
 
 /// Subtracted from the raw H2 index so that `UNDERFLOW_NS - 1` maps to 0. In the raw index,
 /// `v` with `h = floor(log2 v) ≥ SUB_BUCKET_BITS` is `((h - SUB_BUCKET_BITS) << SUB_BUCKET_BITS)
@@ -149,52 +156,112 @@ pub const fn bucket_value(i: usize) -> u64 {
 }
 
 /// A lock-free histogram of nanosecond durations: [`BUCKETS`] relaxed atomic counters plus an
-/// atomic sum, [`HISTOGRAM_BYTES`] (1 688) bytes, no heap.
+/// atomic sum and a bitmap of the buckets ever recorded into, [`HISTOGRAM_BYTES`] (1 728)
+/// bytes, no heap.
 ///
 /// Meant to be sharded: one per worker, so recording threads do not contend on cache lines. It is
-/// not cache-padded itself; wrap it (e.g. `crossbeam_utils::CachePadded`) if neighbours are hot.
+/// aligned to a 64-byte cache line but not padded against the adjacent-line prefetcher; wrap it
+/// (e.g. `crossbeam_utils::CachePadded`) if neighbours are hot.
 /// Counters wrap on overflow like the atomics they are (2^64 records, or 584 years of summed
 /// nanoseconds).
+#[repr(C, align(64))]
 pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS],
-    sum: AtomicU64,
+    /// 27 cache lines of counters. The first line holds the touched-bucket bitmap (words
+    /// `0..TOUCHED_WORDS`: bit `i % 64` of word `i / 64` is set once bucket `i` has been
+    /// recorded into, and never cleared, so a merge reads only those buckets), the sum, and the
+    /// underflow and overflow buckets; each following line holds the 8 buckets of one power of
+    /// two, so a merge reads one line per octave the values span. See [`slot`].
+    words: [AtomicU64; WORDS],
+}
+
+/// Words of the touched-bucket bitmap: one bit per bucket.
+const TOUCHED_WORDS: usize = BUCKETS.div_ceil(64);
+
+/// Word of [`Histogram::words`] holding the sum.
+const SUM: usize = TOUCHED_WORDS;
+
+/// Words in a [`Histogram`]: the first line (bitmap, sum, underflow, overflow, one spare word),
+/// then the 208 octave buckets.
+const WORDS: usize = 8 + BUCKETS - 2;
+
+const _: () = assert!(TOUCHED_WORDS + 3 <= 8 && WORDS * 8 % 64 == 0);
+
+/// The word of [`Histogram::words`] that counts bucket `i`: underflow and overflow share the
+/// first line with the bitmap and the sum; bucket `i` of the octaves is word `i + 7`, so
+/// buckets `1 + 8k ..= 8 + 8k` (octave `k`) fill line `k + 1` exactly.
+#[inline]
+const fn slot(i: usize) -> usize {
+    if i == 0 {
+        SUM + 1
+    } else if i == BUCKETS - 1 {
+        SUM + 2
+    } else {
+        i + 7
+    }
+}
+
+/// Sets bucket `i`'s touched bit unless it is already set: a relaxed load (of the line the
+/// record's `sum` add writes anyway) and, once per bucket in the histogram's life, a `fetch_or`.
+#[inline]
+fn touch(words: &[AtomicU64; WORDS], i: usize) {
+    let (word, bit) = (&words[i / 64], 1u64 << (i % 64));
+    if word.load(Relaxed) & bit == 0 {
+        word.fetch_or(bit, Relaxed);
+    }
 }
 
 impl Histogram {
     /// An empty histogram.
     pub const fn new() -> Self {
         Histogram {
-            buckets: [const { AtomicU64::new(0) }; BUCKETS],
-            sum: AtomicU64::new(0),
+            words: [const { AtomicU64::new(0) }; WORDS],
         }
     }
 
-    /// Records one value of `ns` nanoseconds: two relaxed `fetch_add`s.
+    /// Records one value of `ns` nanoseconds: two relaxed `fetch_add`s and a relaxed load of
+    /// the bucket's touched bit (plus a `fetch_or` the first time the bucket is used).
     #[inline]
     pub fn record(&self, ns: u64) {
-        self.buckets[bucket_index(ns)].fetch_add(1, Relaxed);
-        self.sum.fetch_add(ns, Relaxed);
+        let i = bucket_index(ns);
+        touch(&self.words, i);
+        self.words[slot(i)].fetch_add(1, Relaxed);
+        self.words[SUM].fetch_add(ns, Relaxed);
     }
 
     /// Records `n` values of `ns` nanoseconds each (the sum grows by `ns·n`, wrapping).
     #[inline]
     pub fn record_n(&self, ns: u64, n: u64) {
-        self.buckets[bucket_index(ns)].fetch_add(n, Relaxed);
-        self.sum.fetch_add(ns.wrapping_mul(n), Relaxed);
+        let i = bucket_index(ns);
+        touch(&self.words, i);
+        self.words[slot(i)].fetch_add(n, Relaxed);
+        self.words[SUM].fetch_add(ns.wrapping_mul(n), Relaxed);
     }
 
     /// The sum of every recorded value, nanoseconds (wrapping).
     #[inline]
     pub fn sum_ns(&self) -> u64 {
-        self.sum.load(Relaxed)
+        self.words[SUM].load(Relaxed)
     }
 
-    /// Copies the current counts and sum into `out`, overwriting it. Does not allocate.
+    /// The touched-bucket bitmap's word `w` (bit `b` stands for bucket `64·w + b`).
+    #[inline]
+    fn touched(&self, w: usize) -> u64 {
+        self.words[w].load(Relaxed)
+    }
+
+    /// Bucket `i`'s count.
+    #[inline]
+    fn bucket(&self, i: usize) -> u64 {
+        self.words[slot(i)].load(Relaxed)
+    }
+
+    /// Copies the current counts and sum into `out`, overwriting it. Reads every bucket (the
+    /// reference the sparse merges are tested against). Does not allocate.
     pub fn snapshot_into(&self, out: &mut Snapshot) {
-        for (o, b) in out.counts.iter_mut().zip(&self.buckets) {
-            *o = b.load(Relaxed);
+        for (i, o) in out.counts.iter_mut().enumerate() {
+            *o = self.bucket(i);
         }
-        out.sum = self.sum.load(Relaxed);
+        out.sum = self.sum_ns();
     }
 }
 
@@ -216,7 +283,7 @@ impl fmt::Debug for Histogram {
 }
 
 /// A plain copy of a [`Histogram`]'s counts and sum (or of a merge or difference of several),
-/// [`HISTOGRAM_BYTES`] bytes, no heap. None of its operations allocates.
+/// [`SNAPSHOT_BYTES`] bytes, no heap. None of its operations allocates.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Snapshot {
     counts: [u64; BUCKETS],
@@ -240,19 +307,33 @@ impl Snapshot {
 
     /// Adds a live histogram's current counts and sum to this snapshot (relaxed loads).
     ///
+    /// Reads only the buckets the histogram has ever recorded into (its touched bitmap), so the
+    /// cost follows the spread of the recorded values, not [`BUCKETS`]. The result is the same
+    /// as adding every bucket: an untouched bucket is zero. (A record racing with the merge
+    /// may be counted in `sum` but not yet in its bucket, or the reverse, as with any
+    /// non-atomic read of the buckets; the next merge sees it.)
+    ///
     /// A tick merges shards with [`clear`](Self::clear), then `add_histogram` on each shard, or
-    /// (faster) one [`add_histograms`](Self::add_histograms) over all of them.
+    /// one [`add_histograms`](Self::add_histograms) over all of them.
     pub fn add_histogram(&mut self, h: &Histogram) {
-        for (c, b) in self.counts.iter_mut().zip(&h.buckets) {
-            *c = c.wrapping_add(b.load(Relaxed));
+        for w in 0..TOUCHED_WORDS {
+            let mut bits = h.touched(w);
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(c) = self.counts.get_mut(i) {
+                    *c = c.wrapping_add(h.bucket(i));
+                }
+            }
         }
-        self.sum = self.sum.wrapping_add(h.sum.load(Relaxed));
+        self.sum = self.sum.wrapping_add(h.sum_ns());
     }
 
     /// Adds several live histograms (relaxed loads); the same result as calling
-    /// [`add_histogram`](Self::add_histogram) on each, in about half the time for many shards:
-    /// shards are summed eight at a time, so each bucket of `self` is read and written once per
-    /// eight shards instead of once per shard. Does not allocate.
+    /// [`add_histogram`](Self::add_histogram) on each, faster for many shards: shards are
+    /// summed eight at a time over the union of their touched buckets, so each bucket of
+    /// `self` is read and written once per eight shards, and the eight loads of a bucket are
+    /// independent (they overlap their cache misses). Does not allocate.
     pub fn add_histograms<'a, I>(&mut self, shards: I)
     where
         I: IntoIterator<Item = &'a Histogram>,
@@ -275,16 +356,23 @@ impl Snapshot {
     }
 
     fn add_group(&mut self, group: [&Histogram; GROUP]) {
-        for i in 0..BUCKETS {
-            let mut s = 0u64;
-            for h in &group {
-                s = s.wrapping_add(h.buckets[i].load(Relaxed));
+        for w in 0..TOUCHED_WORDS {
+            let mut bits = group.iter().fold(0u64, |a, h| a | h.touched(w));
+            while bits != 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if i < BUCKETS {
+                    let mut s = 0u64;
+                    for h in &group {
+                        s = s.wrapping_add(h.bucket(i));
+                    }
+                    self.counts[i] = self.counts[i].wrapping_add(s);
+                }
             }
-            self.counts[i] = self.counts[i].wrapping_add(s);
         }
         let mut s = 0u64;
         for h in &group {
-            s = s.wrapping_add(h.sum.load(Relaxed));
+            s = s.wrapping_add(h.sum_ns());
         }
         self.sum = self.sum.wrapping_add(s);
     }
@@ -379,6 +467,49 @@ impl Snapshot {
         Some(bucket_value(i))
     }
 
+    /// Several quantiles at once: the same values as [`quantile`](Self::quantile) on each of
+    /// `qs` (in any order), from one count and one upward scan instead of one count and one
+    /// scan per quantile. O(BUCKETS), no allocation.
+    pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [Option<u64>; N] {
+        let mut out = [None; N];
+        let n = self.count();
+        if n == 0 {
+            return out;
+        }
+        let ranks = qs.map(|q| (!q.is_nan()).then(|| rank(q.clamp(0.0, 1.0), n)));
+        let mut pending = ranks.iter().flatten().count();
+        let mut seen = 0u64;
+        for (c, chunk) in self.counts.chunks(SCAN_CHUNK).enumerate() {
+            if pending == 0 {
+                break;
+            }
+            let total = chunk.iter().fold(0u64, |a, &x| a.wrapping_add(x));
+            let after = seen.saturating_add(total);
+            let crossed =
+                |o: &Option<u64>, r: &Option<u64>| o.is_none() && r.is_some_and(|r| r <= after);
+            if out.iter().zip(&ranks).any(|(o, r)| crossed(o, r)) {
+                let mut s = seen;
+                for (j, &x) in chunk.iter().enumerate() {
+                    s = s.saturating_add(x);
+                    for (o, r) in out.iter_mut().zip(&ranks) {
+                        if o.is_none() && r.is_some_and(|r| r <= s) {
+                            *o = Some(bucket_value(c * SCAN_CHUNK + j));
+                            pending -= 1;
+                        }
+                    }
+                }
+            }
+            seen = after;
+        }
+        // Only if the counts wrapped: as `quantile`'s upward scan, the last bucket.
+        for (o, r) in out.iter_mut().zip(&ranks) {
+            if o.is_none() && r.is_some() {
+                *o = Some(bucket_value(BUCKETS - 1));
+            }
+        }
+        out
+    }
+
     /// The bucket holding the `k`-th smallest record (`1 ≤ k ≤ count`). Sums a chunk of buckets
     /// at a time (vectorised), then walks the chunk that crosses `k`.
     fn nth_from_bottom(&self, k: u64) -> usize {
@@ -467,9 +598,10 @@ mod tests {
     #[test]
     fn sizes_and_constants() {
         assert_eq!(BUCKETS, 210);
-        assert_eq!(HISTOGRAM_BYTES, 1688);
+        assert_eq!(SNAPSHOT_BYTES, 1688);
+        assert_eq!(HISTOGRAM_BYTES, 1728);
         assert_eq!(std::mem::size_of::<Histogram>(), HISTOGRAM_BYTES);
-        assert_eq!(std::mem::size_of::<Snapshot>(), HISTOGRAM_BYTES);
+        assert_eq!(std::mem::size_of::<Snapshot>(), SNAPSHOT_BYTES);
     }
 
     #[test]
@@ -615,6 +747,52 @@ mod tests {
         assert_eq!(s.bucket_count(BUCKETS - 1), 2);
         assert_eq!(s.quantile(1.0), Some(OVERFLOW_NS));
         assert_eq!(bucket_upper_bound(BUCKETS - 1), u64::MAX);
+    }
+
+    #[test]
+    fn slots_are_distinct_and_octaves_fill_lines() {
+        let mut seen = [false; WORDS];
+        for i in 0..BUCKETS {
+            let w = slot(i);
+            assert!(w > SUM && w < WORDS && !seen[w], "bucket {i} -> word {w}");
+            seen[w] = true;
+        }
+        assert!(
+            seen[..=SUM].iter().all(|&s| !s),
+            "bitmap and sum words hold no bucket"
+        );
+        for k in 0..(BUCKETS - 2) / SUB_BUCKETS {
+            let first = slot(1 + k * SUB_BUCKETS);
+            assert_eq!(first % SUB_BUCKETS, 0, "octave {k} starts a line");
+            assert_eq!(slot(SUB_BUCKETS + k * SUB_BUCKETS), first + SUB_BUCKETS - 1);
+        }
+        assert_eq!(std::mem::align_of::<Histogram>(), 64);
+    }
+
+    #[test]
+    fn touched_bits_are_the_buckets_recorded_into() {
+        let h = Histogram::new();
+        let touched = |h: &Histogram| -> Vec<usize> {
+            (0..BUCKETS)
+                .filter(|&i| h.touched(i / 64) & (1 << (i % 64)) != 0)
+                .collect()
+        };
+        assert!(touched(&h).is_empty());
+        h.record(0);
+        h.record(5_000);
+        h.record(5_001); // same bucket: the bit is already set
+        h.record_n(u64::MAX, 2); // the last bucket, in the last bitmap word
+        let mut want = vec![0, bucket_index(5_000), BUCKETS - 1];
+        want.sort_unstable();
+        assert_eq!(touched(&h), want);
+        // Untouched bitmap bits past BUCKETS stay clear, and every other bucket is zero.
+        let last = h.touched(TOUCHED_WORDS - 1);
+        assert_eq!(last >> (BUCKETS % 64), 0);
+        let mut s = Snapshot::new();
+        h.snapshot_into(&mut s);
+        for i in 0..BUCKETS {
+            assert_eq!(s.bucket_count(i) != 0, want.contains(&i), "bucket {i}");
+        }
     }
 
     #[test]

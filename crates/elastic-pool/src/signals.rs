@@ -40,13 +40,15 @@ pub struct Quantiles {
 
 impl Quantiles {
     fn of(s: &Snapshot, samples: u64) -> Self {
-        let q = |p| s.quantile(p).map(Duration::from_nanos);
+        let [p50, p90, p99, p999] = s
+            .quantiles([0.5, 0.9, 0.99, 0.999])
+            .map(|v| v.map(Duration::from_nanos));
         Quantiles {
             samples,
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            p999: q(0.999),
+            p50,
+            p90,
+            p99,
+            p999,
             mean: s.mean_ns().map(|m| Duration::from_nanos(m as u64)),
         }
     }
@@ -131,52 +133,40 @@ struct Counts {
     run_samples: u64,
 }
 
-/// Reads the process's CPU time from `/proc/self/stat` into a stack buffer (no allocation,
-/// one `pread` per tick). `None` where the file is missing (not Linux).
-struct CpuClock {
-    file: Option<std::fs::File>,
-    tried: bool,
-}
+/// Reads the process's CPU time (user + system, every thread) with
+/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`: one syscall (the vDSO does not serve this
+/// clock), no file and no text to parse. With 71 threads it measured ~2.3 µs, against ~3.3 µs
+/// for `getrusage(RUSAGE_SELF)` (the same per-thread sum in the kernel, then a user/system
+/// split we do not need) and ~9 µs for a `pread` of `/proc/self/stat` before parsing. The
+/// kernel still walks every thread, so the cost grows with the thread count. `None` where the
+/// clock is missing (not Unix) or refuses.
+#[derive(Default)]
+struct CpuClock;
 
 impl CpuClock {
     /// Process CPU (user + system) in nanoseconds.
+    #[cfg(unix)]
     fn read_ns(&mut self) -> Option<u64> {
-        if !self.tried {
-            self.tried = true;
-            self.file = std::fs::File::open("/proc/self/stat").ok();
-        }
-        let file = self.file.as_ref()?;
-        let mut buf = [0u8; 1024];
-        #[cfg(unix)]
-        let n = std::os::unix::fs::FileExt::read_at(file, &mut buf, 0).ok()?;
-        #[cfg(not(unix))]
-        let n = {
-            let _ = (file, &mut buf);
-            0
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
         };
-        parse_stat_cpu_ns(&buf[..n])
+        // SAFETY: `ts` is a valid, writable `timespec` that outlives the call, and
+        // CLOCK_PROCESS_CPUTIME_ID is a clock id every supported Unix defines.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        if rc != 0 {
+            return None;
+        }
+        let secs = u64::try_from(ts.tv_sec).ok()?;
+        let nanos = u64::try_from(ts.tv_nsec).ok()?;
+        Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
     }
-}
 
-/// utime + stime (fields 14 and 15 of `/proc/<pid>/stat`, in clock ticks of 1/100 s) in
-/// nanoseconds. The command name (field 2) may hold spaces, so fields are counted after
-/// its closing parenthesis.
-fn parse_stat_cpu_ns(stat: &[u8]) -> Option<u64> {
-    const TICK_NS: u64 = 10_000_000; // USER_HZ = 100 on every Linux ABI
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let mut fields = stat[close + 1..]
-        .split(|&b| b == b' ')
-        .filter(|f| !f.is_empty());
-    // After ')': field 3 (state) is the first; utime is field 14, the 12th after ')'.
-    let utime = fields.nth(11)?;
-    let stime = fields.next()?;
-    let num = |f: &[u8]| -> Option<u64> {
-        f.iter().try_fold(0u64, |acc, &b| {
-            b.is_ascii_digit()
-                .then(|| acc.wrapping_mul(10).wrapping_add(u64::from(b - b'0')))
-        })
-    };
-    Some((num(utime)? + num(stime)?) * TICK_NS)
+    /// Process CPU: not measured off Unix.
+    #[cfg(not(unix))]
+    fn read_ns(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// The window machinery's state. Fixed size: every buffer is allocated once.
@@ -211,10 +201,7 @@ impl SignalState {
             last_ns: 0,
             last_dequeue_ns: 0,
             prev_cpu_ns: None,
-            cpu: CpuClock {
-                file: None,
-                tried: false,
-            },
+            cpu: CpuClock,
             lambda: Ewma::new(RATE_TAU),
             service: Ewma::new(SERVICE_TAU),
             wait_p99: PeakEwma::new(RATE_TAU),
@@ -244,8 +231,7 @@ impl SignalState {
 }
 
 impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
-    /// Closes the current window at `now_ns` and returns it. Allocates nothing (after the
-    /// first call, which opens `/proc/self/stat`).
+    /// Closes the current window at `now_ns` and returns it. Allocates nothing.
     pub(crate) fn close_window(&self, st: &mut SignalState, now_ns: u64) -> Window {
         // Merge every shard into fresh cumulative snapshots — unless no sample was
         // recorded since the last window (an idle pool), which skips ~2 × 210 loads per
@@ -303,7 +289,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             st.last_dequeue_ns = now_ns;
         }
         // Process CPU is only consulted to refuse growth; a window with no task run needs
-        // none, and reading /proc sums every thread's times in the kernel.
+        // none, and the kernel sums every thread's times to answer.
         let idle_window = now.taken == p.taken && now.busy_ns == p.busy_ns;
         let cpu_now = if idle_window { None } else { st.cpu.read_ns() };
         let cpu_util = match (cpu_now, st.prev_cpu_ns) {
@@ -386,24 +372,24 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_stat_cpu_ns;
+    use super::CpuClock;
 
     #[test]
-    fn parses_proc_stat_with_spaces_in_the_name() {
-        let line = b"1234 (my (odd) prog) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 3 0";
-        assert_eq!(parse_stat_cpu_ns(line), Some((250 + 75) * 10_000_000));
-        assert_eq!(parse_stat_cpu_ns(b"garbage"), None);
-        assert_eq!(parse_stat_cpu_ns(b"1 (x) S 1 2"), None);
-    }
-
-    #[test]
-    fn reads_this_process() {
-        if std::path::Path::new("/proc/self/stat").exists() {
-            let mut c = super::CpuClock {
-                file: None,
-                tried: false,
-            };
-            assert!(c.read_ns().is_some());
-        }
+    #[cfg(unix)]
+    fn reads_this_process_and_counts_up() {
+        let mut c = CpuClock;
+        let a = c.read_ns().expect("CLOCK_PROCESS_CPUTIME_ID on Unix");
+        // Burn CPU until the clock moves (it is per-process CPU time, so this terminates).
+        let mut x = 0u64;
+        let b = loop {
+            for k in 0..10_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(k));
+            }
+            let b = c.read_ns().unwrap();
+            if b > a {
+                break b;
+            }
+        };
+        assert!(b > a);
     }
 }

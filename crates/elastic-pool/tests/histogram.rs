@@ -2,7 +2,8 @@
 //! against the `hdrhistogram` crate, merge and delta algebra, and concurrent recording.
 
 use elastic_pool::histogram::{
-    bucket_index, bucket_value, Histogram, Snapshot, MAX_RELATIVE_ERROR, OVERFLOW_NS, UNDERFLOW_NS,
+    bucket_index, bucket_range, bucket_upper_bound, bucket_value, Histogram, Snapshot, BUCKETS,
+    MAX_RELATIVE_ERROR, OVERFLOW_NS, UNDERFLOW_NS,
 };
 use proptest::prelude::*;
 
@@ -234,6 +235,84 @@ proptest! {
     }
 }
 
+/// The full merge, reading every bucket of every shard (`snapshot_into` is dense): the
+/// reference for the sparse merges, which read only each shard's touched buckets.
+fn full_merge(shards: &[Histogram]) -> Snapshot {
+    let (mut out, mut one) = (Snapshot::new(), Snapshot::new());
+    for h in shards {
+        h.snapshot_into(&mut one);
+        out.merge(&one);
+    }
+    out
+}
+
+proptest! {
+    /// The sparse merges (one shard at a time, and eight at a time over the union of their
+    /// touched buckets) equal the dense merge, at every step of a recording sequence, for
+    /// buckets anywhere in the range (every word of the touched bitmap) and `record_n`.
+    #[test]
+    fn sparse_merge_equals_full_merge(
+        shard_count in 1usize..26,
+        steps in prop::collection::vec(
+            prop::collection::vec((any::<usize>(), 0usize..BUCKETS, 0u64..4), 0..40),
+            1..6,
+        ),
+    ) {
+        let shards: Vec<Histogram> = (0..shard_count).map(|_| Histogram::new()).collect();
+        let mut previous = Snapshot::new();
+        let mut window = Snapshot::new();
+        for step in &steps {
+            for &(shard, bucket, n) in step {
+                let h = &shards[shard % shard_count];
+                // Either end of the bucket's range; n = 0 touches the bucket without counting.
+                let v = if n % 2 == 0 { bucket_range(bucket).start } else { bucket_upper_bound(bucket) };
+                if n == 1 {
+                    h.record(v);
+                } else {
+                    h.record_n(v, n);
+                }
+            }
+            let full = full_merge(&shards);
+            let mut one_by_one = Snapshot::new();
+            for h in &shards {
+                one_by_one.add_histogram(h);
+            }
+            prop_assert_eq!(&one_by_one, &full);
+            let mut grouped = Snapshot::new();
+            grouped.add_histograms(&shards);
+            prop_assert_eq!(&grouped, &full);
+            // The window is exactly this step's records.
+            grouped.delta_into(&previous, &mut window);
+            let step_count: u64 = step.iter().map(|&(_, _, n)| n).sum();
+            prop_assert_eq!(window.count(), step_count);
+            previous = grouped;
+        }
+    }
+}
+
+proptest! {
+    /// `quantiles` (one scan) gives what `quantile` gives for each, in any order, with NaN
+    /// and out-of-range `q` handled the same way.
+    #[test]
+    fn quantiles_equal_quantile_each(
+        values in prop::collection::vec(value(), 0..300),
+        qs in prop::array::uniform5(prop_oneof![
+            0.0f64..=1.0,
+            Just(0.5),
+            Just(0.99),
+            Just(0.999),
+            Just(1.0),
+            Just(-0.5),
+            Just(2.0),
+            Just(f64::NAN),
+        ]),
+    ) {
+        let s = snapshot_of(&values);
+        let want = qs.map(|q| s.quantile(q));
+        prop_assert_eq!(s.quantiles(qs), want);
+    }
+}
+
 /// Values across all the bucket regimes: underflow, the log-linear range, overflow.
 fn value() -> impl Strategy<Value = u64> {
     prop_oneof![
@@ -273,17 +352,35 @@ fn concurrent_recording_is_exact() {
                 }
             });
         }
-        // A reader racing the writers: the count it sees never goes backwards.
+        // A reader racing the writers: the count it sees never goes backwards, through the
+        // dense copy or the sparse merge (which reads only touched buckets), and no bucket of
+        // the sparse merge ever goes backwards either (deltas saturate, so that would lose
+        // records).
         let mut snap = Snapshot::new();
+        let (mut sparse, mut previous) = (Snapshot::new(), Snapshot::new());
         for _ in 0..200 {
             shared.snapshot_into(&mut snap);
             seen_counts.push(snap.count());
+            sparse.clear();
+            sparse.add_histogram(&shared);
+            for i in 0..BUCKETS {
+                assert!(
+                    sparse.bucket_count(i) >= previous.bucket_count(i),
+                    "bucket {i}"
+                );
+            }
+            std::mem::swap(&mut sparse, &mut previous);
         }
     });
     assert!(
         seen_counts.windows(2).all(|w| w[0] <= w[1]),
         "count went backwards"
     );
+    let mut sparse = Snapshot::new();
+    sparse.add_histogram(&shared);
+    let mut dense = Snapshot::new();
+    shared.snapshot_into(&mut dense);
+    assert_eq!(sparse, dense);
 
     let expected = Histogram::new();
     for t in 0..THREADS {
