@@ -711,12 +711,12 @@ fn wake(quick: bool) -> Vec<Scenario> {
     // and is not timed.
     //
     // It must not spin for the stamp. A spinning waiter holds its vCPU, so the woken
-    // worker either waits in that vCPU's run queue behind the spinner (Linux keeps a
-    // recently run thread queued on its old CPU under EEVDF's delayed dequeue, and decides
-    // preemption by lag) or is sent to the other vCPU, which has halted and takes tens of
-    // µs to come back on a KVM guest. The old spin-then-yield loop measured mostly its own
-    // 1 000-iteration spin budget (about 40 µs here for every pool) and whichever pool the
-    // scheduler happened to let preempt it.
+    // worker either waits in that vCPU's run queue until the spinner yields (unless the
+    // scheduler lets it preempt the spinner, which depends on how much CPU each thread used
+    // lately) or goes to the other vCPU, which has halted and takes 20-30 µs to come back on
+    // this KVM guest. The old spin-then-yield loop measured mostly its own 1 000-iteration
+    // spin budget (about 40 µs here for every pool), and which pool was fastest depended on
+    // which ones the scheduler let preempt it.
     let base = Instant::now();
     let started = Arc::new(AtomicU64::new(0));
     let waiter = std::thread::current();

@@ -6,36 +6,34 @@
 //! A park/unpark round trip costs a futex call on both sides (about 6 µs for the unpark
 //! alone on a 2-vCPU KVM guest), so under load a worker that finds the queue empty spins a
 //! little first: the next task usually arrives within microseconds. For a sparse load that
-//! spin is pure loss, and not only the CPU it burns: the scheduler charges it to the worker.
-//! Under EEVDF (Linux ≥ 6.6) a thread that goes to sleep having run more than its share
-//! keeps a negative lag, and with `DELAY_DEQUEUE` it even stays queued on its old CPU until
-//! that lag is paid back; when it is woken it is then neither moved to a free CPU nor allowed
-//! to preempt the submitter, and it waits for the submitter to block or for the tick. The
-//! old spin (crossbeam's `Backoff::snooze`, whose last steps call `sched_yield`, which also
-//! pushes the thread's deadline a whole slice out) made a parked pool of 2 wake in 30-45 µs
-//! where a bare park/unpark takes about 9 µs (`bench --scenario wake`).
+//! spin is pure loss, and not only for the CPU it burns. Measured on that guest (Linux 6.18,
+//! EEVDF): with the old spin after every task (crossbeam's `Backoff::snooze`, whose last
+//! steps call `sched_yield`), a worker woken for one task after a 1 ms idle gap was queued
+//! behind a busy submitter on the submitter's CPU and ran only when the submitter blocked
+//! or yielded; without it, the woken worker preempted the submitter inside its submit call
+//! (30-45 µs against 10-12 µs submit → task start when the submitter spins). The likely mechanism is the scheduler's lag accounting: a
+//! thread that sleeps right after burning CPU, and whose `sched_yield` pushed its deadline
+//! a slice out, wakes with a later deadline than the thread that woke it, so it may not
+//! preempt it, and under delayed dequeue it stays queued on its old CPU.
 //!
-//! So the spin is adaptive and short: a worker spins (pause instructions only, never
-//! `yield`, 127 of them) only when tasks are arriving densely: its busy period ran more
-//! than one task, or began from a spin that caught a task, or followed an idle gap (from
-//! registering on the idle stack to the first task after it) of at most [`SPIN_GAP_NS`].
-//! A worker woken after a long idle gap for a single task parks again as soon as the queue
-//! is empty. Idle CPU is unaffected: a parked worker never spins.
+//! So the spin is adaptive: a worker spins only when tasks are arriving densely: its busy
+//! period ran more than one task, or began from a spin that caught a task, or followed an
+//! idle gap (from registering on the idle stack to the first task after it) of at most
+//! [`SPIN_GAP_NS`]. A worker woken after a long idle gap for a single task parks again as
+//! soon as the queue is empty. Under load the spin is the old one, yields included: a
+//! pause-only spin (127 pauses) cost about a quarter of `empty-1p` throughput on 2 vCPUs,
+//! where the yields hand the CPU to the submitter. Idle CPU is unaffected: a parked worker never spins.
 
 use crate::shard::WorkerShard;
 use crate::shared::{Handler, Shared};
 use crate::sleep::{Sleeper, Wake};
-use crossbeam_utils::CachePadded;
+use crossbeam_utils::{Backoff, CachePadded};
 use std::sync::Arc;
 
 /// The longest idle gap after which a worker still spins when the queue next runs dry: a
 /// few futex round trips. Gaps this short mean tasks arrive densely enough for a spin of a
 /// few microseconds to catch the next one.
 const SPIN_GAP_NS: u64 = 50_000;
-
-/// Spin steps before parking: step `k` spins `2^k` pause instructions, then looks at the
-/// queue (127 pauses, a few microseconds, in all).
-const SPIN_STEPS: u32 = 7;
 
 /// Whether a worker whose busy period just ended should spin before parking: the period ran
 /// `tasks` tasks and began at `began_ns` (0: unknown), after an idle registration at
@@ -48,15 +46,15 @@ fn spin_pays_after(tasks: u32, parked_ns: Option<u64>, began_ns: u64) -> bool {
         }
 }
 
-/// Spins briefly, looking at the queue between rounds. Never yields the CPU: see the design
-/// note for why a `sched_yield` here delays this worker's next wake.
+/// Spins briefly, looking at the queue between rounds: crossbeam's `Backoff::snooze`, a
+/// few microseconds of pause instructions, then a few `sched_yield`s (on a machine with
+/// fewer CPUs than threads, the yields let the submitter run and produce the next task).
 fn spin_take<J: Send + 'static, H: Handler<J>>(
     shared: &Shared<J, H>,
 ) -> Option<crate::shared::Task<J>> {
-    for step in 0..SPIN_STEPS {
-        for _ in 0..1u32 << step {
-            std::hint::spin_loop();
-        }
+    let backoff = Backoff::new();
+    while !backoff.is_completed() {
+        backoff.snooze();
         if let Some(t) = shared.try_take() {
             return Some(t);
         }
