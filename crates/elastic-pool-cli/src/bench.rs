@@ -8,8 +8,9 @@
 //!   both workers until the bench thread joins them: the time to that meeting is the
 //!   measurement (as `benches/throughput.rs`).
 //! - `reject`: ns per refused non-blocking submit on a saturated pool, job handed back.
-//! - `wake-p50`, `wake-p99`: submit → task start on a parked pool of 2, with a pause between
-//!   samples so the workers park again.
+//! - `wake-p50`, `wake-p99`: submit → task start on a parked pool of 2, with a 1 ms sleep
+//!   between samples so the workers park again; the bench thread blocks (parks) until the
+//!   task stamps its start and unparks it (see `wake` for why it must not spin).
 //! - `burst-wall`, `burst-threads`, `burst-submit`: 10 000 tasks of 1 ms sleep, max 1 000
 //!   workers: wall time to the last completion, peak extra threads (polled from /proc), and
 //!   time spent inside the submit calls.
@@ -703,8 +704,22 @@ fn wake(quick: bool) -> Vec<Scenario> {
         Box::new(move |t| floor.tx.send(t).unwrap()),
     ));
 
+    // How the bench thread waits matters as much as the pool on a small VM, so it models a
+    // submitter with nothing else to do: it sleeps through the pause (both vCPUs go idle,
+    // every worker parks), submits, and blocks until the task has stamped its start and
+    // unparked it. The stamp is the task's first instruction; the unpark comes after it
+    // and is not timed.
+    //
+    // It must not spin for the stamp. A spinning waiter holds its vCPU, so the woken
+    // worker either waits in that vCPU's run queue until the spinner yields (unless the
+    // scheduler lets it preempt the spinner, which depends on how much CPU each thread used
+    // lately) or goes to the other vCPU, which has halted and takes 20-30 µs to come back on
+    // this KVM guest. The old spin-then-yield loop measured mostly its own 1 000-iteration
+    // spin budget (about 40 µs here for every pool), and which pool was fastest depended on
+    // which ones the scheduler let preempt it.
     let base = Instant::now();
     let started = Arc::new(AtomicU64::new(0));
+    let waiter = std::thread::current();
     let mut p50 = vec![Vec::new(); subs.len()];
     let mut p99 = vec![Vec::new(); subs.len()];
     for _ in 0..rounds {
@@ -714,22 +729,19 @@ fn wake(quick: bool) -> Vec<Scenario> {
                 std::thread::sleep(pause);
                 started.store(0, Ordering::SeqCst);
                 let s = Arc::clone(&started);
+                let w = waiter.clone();
                 let t0 = base.elapsed().as_nanos() as u64;
                 submit(Box::new(move || {
                     s.store(base.elapsed().as_nanos() as u64, Ordering::SeqCst);
+                    w.unpark();
                 }));
-                let mut spins = 0u32;
                 let t1 = loop {
                     let v = started.load(Ordering::SeqCst);
                     if v != 0 {
                         break v;
                     }
-                    spins += 1;
-                    if spins > 1_000 {
-                        std::thread::yield_now();
-                    } else {
-                        std::hint::spin_loop();
-                    }
+                    // A token left by an earlier sample's unpark only costs one more look.
+                    std::thread::park();
                 };
                 lat.push(t1.saturating_sub(t0) as f64 / 1e3);
             }
