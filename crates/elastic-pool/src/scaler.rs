@@ -326,12 +326,9 @@ pub struct Scaler {
     too_small_lambda: f64,
     /// The next window's waits belong to tasks queued before a resize: skip them.
     skip_window: bool,
-    /// Share of busy time spent on a CPU (process CPU / busy workers), smoothed over
-    /// `rate_tau_s` and kept across windows in which nothing ran. Smoothed because one
-    /// window of CPU lost to the host (steal time on a VM) once made a CPU-bound pool look
-    /// like blocking work: the guard let go and on-demand growth started 245 threads for
-    /// spin tasks on 2 cores (a real-thread `cpu-overload` run).
-    cpu_share: Ewma,
+    /// Last measured share of busy time spent on a CPU (process CPU / busy workers), kept
+    /// across windows in which nothing ran.
+    cpu_share: Option<f64>,
 }
 
 fn tau(s: f64) -> Duration {
@@ -360,7 +357,7 @@ impl Scaler {
             too_small: 0,
             too_small_lambda: 0.0,
             skip_window: false,
-            cpu_share: Ewma::new(tau(policy.rate_tau_s)),
+            cpu_share: None,
         }
     }
 
@@ -388,7 +385,6 @@ impl Scaler {
             self.lambda_mean.set_tau(t);
             self.lambda_peak.set_tau(t);
             self.lambda_mean2.set_tau(t);
-            self.cpu_share.set_tau(t);
             self.busy_mean.set_tau(t);
         }
         if policy.service_tau_s != self.service_tau_s {
@@ -449,14 +445,12 @@ impl Scaler {
             .map(|u| u.clamp(0.0, 1.0));
         if let Some(u) = cpu_now {
             if busy >= 0.5 {
-                self.cpu_share
-                    .update((u * s.ncpu.max(1) as f64 / busy).min(1.0), now);
+                self.cpu_share = Some((u * s.ncpu.max(1) as f64 / busy).min(1.0));
             }
         }
-        let cpu_share = self.cpu_share.value();
         let absorb = s.on_demand
             && !cpu_now.is_some_and(|u| u >= policy.cpu_busy_ratio)
-            && cpu_share.is_some_and(|k| k < CPU_HEAVY);
+            && self.cpu_share.is_some_and(|k| k < CPU_HEAVY);
         // A rising rate: the mean lags a linear climb by its slope × τ; Brown's level
         // `2·S₁ − S₂` does not. Only upward: a falling rate's lag errs on the safe side.
         let lambda_level = self
@@ -576,12 +570,15 @@ impl Scaler {
                 if cpu_high {
                     want = Some(c);
                     rule = Rule::CpuBound;
-                } else if let Some(k) = cpu_share {
-                    if k >= CPU_HEAVY {
-                        let cap = (s.ncpu.max(1) as f64 / k).ceil() as usize;
-                        if w > cap.max(c) {
-                            want = Some(cap.max(c));
-                            rule = Rule::CpuBound;
+                } else if let Some(u) = cpu {
+                    if busy >= 0.5 {
+                        let k = (u * s.ncpu.max(1) as f64 / busy).min(1.0);
+                        if k >= CPU_HEAVY {
+                            let cap = (s.ncpu.max(1) as f64 / k).ceil() as usize;
+                            if w > cap.max(c) {
+                                want = Some(cap.max(c));
+                                rule = Rule::CpuBound;
+                            }
                         }
                     }
                 }
@@ -644,7 +641,7 @@ impl Scaler {
         let ceiling = if cpu_high {
             to
         } else {
-            match cpu_share {
+            match self.cpu_share {
                 Some(k) if k >= CPU_HEAVY => {
                     let cores = (s.ncpu.max(1) as f64 / k).ceil() as usize;
                     to.max(cores).min(max)
