@@ -4,37 +4,12 @@
 
 use elastic_pool::policy::Policy;
 use elastic_pool::Pool;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
-struct Counting;
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-// SAFETY: forwards to the system allocator unchanged; only counts calls on this thread.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
-fn allocs() -> u64 {
-    ALLOCS.with(|c| c.get())
-}
+use counting_alloc::{allocs, discount};
 
 #[test]
 fn a_control_tick_allocates_nothing() {
@@ -73,7 +48,7 @@ fn a_control_tick_allocates_nothing() {
                 .unwrap();
             }
             let submit_allocs = allocs() - b;
-            ALLOCS.with(|c| c.set(c.get() - submit_allocs));
+            discount(submit_allocs);
             std::thread::sleep(Duration::from_millis(1));
         }
         let d = pool.tick_now().unwrap();
