@@ -459,7 +459,9 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             && !self.burst_kick.swap(true, SeqCst)
         {
             // A grace is running (it keeps `spawn_pending` raised) and the queue has become
-            // burst-deep: the control thread must not sleep until the grace ends.
+            // burst-deep: the control thread must not sleep until the grace ends. (The queue
+            // length over-counts tasks that starting workers will take; at worst that is one
+            // extra wake-up of the control thread per service, which then re-checks.)
             self.ctl.kick();
         }
     }
