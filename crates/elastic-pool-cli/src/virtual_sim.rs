@@ -229,6 +229,11 @@ struct Window {
     /// Times a worker went idle in the window.
     idle_entries: u64,
     spin_cpu_ns: f64,
+    /// What the pool's CPU probe would count for the tasks that finished in the window: the
+    /// CPU work of spin tasks (they never block, so none of their wall time is blocked), and
+    /// the wall time of sleep tasks (all blocked).
+    probe_cpu_ns: u64,
+    probe_blocked_ns: u64,
 }
 
 struct Sim<'a> {
@@ -448,6 +453,10 @@ impl Sim<'_> {
         let start = self.records[i].start_ns.unwrap_or(self.now);
         self.window.completions += 1;
         self.window.service_ns += self.now - start;
+        match self.schedule.arrivals[i].work {
+            Work::Spin(n) => self.window.probe_cpu_ns += n,
+            Work::Sleep(_) => self.window.probe_blocked_ns += self.now - start,
+        }
         self.busy -= 1;
         if self.live > self.cfg.ceiling.max(self.cfg.min) {
             // The ceiling fell below this worker while it was busy: it retires now.
@@ -550,6 +559,11 @@ impl Sim<'_> {
             } else {
                 0.0
             }),
+            // The pool probes one sampled task in four; the model knows every task, so it
+            // "probes" them all: the share is the same in expectation.
+            cpu_probes: w.completions,
+            cpu_probe_cpu_s: w.probe_cpu_ns as f64 / 1e9,
+            cpu_probe_blocked_s: w.probe_blocked_ns as f64 / 1e9,
             ncpu: self.ncpu,
             since_last_dequeue_s: (self.now - self.last_dequeue_ns) as f64 / 1e9,
             target: self.cfg.target,

@@ -37,6 +37,7 @@ mod autoscale;
 mod builder;
 pub mod clock;
 mod controller;
+mod cpu_probe;
 pub mod erlang;
 mod error;
 pub mod ewma;

@@ -33,8 +33,13 @@
 //!    latency), *saturated* (no idle worker all window and tasks queued: grow by
 //!    [`saturation_size`] whatever the evidence, up to a strategy's cap, if any),
 //!    *starvation* (tasks queued, nothing dequeued for `starvation_ms`: one more worker),
-//!    *CPU-bound* (process CPU ≥ `cpu_busy_ratio`: no growth; and when busy workers are mostly
-//!    on a core, no growth beyond `⌈ncpu / k⌉`, `k` = cores used per busy worker).
+//!    *CPU-bound* (no growth when the busy workers' CPU demand `a·k`, or process CPU, fills
+//!    `cpu_busy_ratio` of the cores; and when busy time is mostly CPU work, `k ≥ 0.5`, no
+//!    growth beyond `⌈ncpu / k⌉`). `k`, the CPU share of the work, comes from probed tasks
+//!    (cpu_probe.rs): CPU time over CPU time plus blocked time, where only a task that made a
+//!    voluntary context switch has blocked time, so CPU work stretched by a contended machine
+//!    still reads as CPU work. Without probes (not Linux) it falls back to process CPU over
+//!    busy time.
 //! 5. Stabilize: up at once within `max_step_up`; down to
 //!    `max(highest recommendation in the window, ⌊0.9c⌋, c − max_step_down)`, and never back to
 //!    a size whose merged p99 was over the target while the load stays within `floor_release`
@@ -62,6 +67,11 @@ const PEAK_Z: f64 = 4.0;
 const APP_LIMITED: f64 = 0.5;
 /// The CPU cap applies when at least this share of busy time is spent on a core.
 const CPU_HEAVY: f64 = 0.5;
+/// Probed tasks (decayed count, see `Scaler::probes`) behind a CPU-share estimate. One is
+/// enough to start: the first tick (100 ms in) usually has one, and waiting for more let
+/// the model size spin work for its stretched run times (six threads on two cores in the
+/// first second of `cpu-overload`). Later estimates pool a few seconds of probes.
+const PROBES_MIN: f64 = 1.0;
 /// Windows of latency evidence merged at most (older ones slide out).
 const EVIDENCE_SLOTS: usize = 64;
 /// The steady-state probability of a queue at least [`Decision::burst_queue`] deep, per
@@ -326,9 +336,16 @@ pub struct Scaler {
     too_small_lambda: f64,
     /// The next window's waits belong to tasks queued before a resize: skip them.
     skip_window: bool,
-    /// Last measured share of busy time spent on a CPU (process CPU / busy workers), kept
-    /// across windows in which nothing ran.
+    /// Last measured share of busy time spent on a CPU or ready for one, kept across
+    /// windows in which nothing ran: from probed tasks once any were seen, else process CPU
+    /// over busy workers.
     cpu_share: Option<f64>,
+    /// Probe sums decayed with time constant `rate_tau_s`: (tasks, CPU s, blocked s). A few
+    /// seconds of probes, not one window's: with 20% spin tasks among sleep tasks, eight
+    /// probes in a row put the share above 0.5 often enough to cap the pool at the cores.
+    probes: (f64, f64, f64),
+    /// Some task was probed: the share comes from probes only from then on.
+    probed: bool,
 }
 
 fn tau(s: f64) -> Duration {
@@ -358,6 +375,8 @@ impl Scaler {
             too_small_lambda: 0.0,
             skip_window: false,
             cpu_share: None,
+            probes: (0.0, 0.0, 0.0),
+            probed: false,
         }
     }
 
@@ -443,14 +462,15 @@ impl Scaler {
             .cpu_util
             .filter(|u| u.is_finite())
             .map(|u| u.clamp(0.0, 1.0));
-        if let Some(u) = cpu_now {
-            if busy >= 0.5 {
-                self.cpu_share = Some((u * s.ncpu.max(1) as f64 / busy).min(1.0));
-            }
-        }
-        let absorb = s.on_demand
-            && !cpu_now.is_some_and(|u| u >= policy.cpu_busy_ratio)
-            && self.cpu_share.is_some_and(|k| k < CPU_HEAVY);
+        self.update_cpu_share(s, cpu_now, busy, dt);
+        let ncpu = s.ncpu.max(1) as f64;
+        // CPU-bound: the process uses ~all cores, or the busy workers' CPU demand would fill
+        // them (what a contended machine's process CPU cannot show).
+        let cpu_high = cpu_now.is_some_and(|u| u >= policy.cpu_busy_ratio)
+            || self
+                .cpu_share
+                .is_some_and(|k| k >= CPU_HEAVY && busy * k >= policy.cpu_busy_ratio * ncpu);
+        let absorb = s.on_demand && !cpu_high && self.cpu_share.is_some_and(|k| k < CPU_HEAVY);
         // A rising rate: the mean lags a linear climb by its slope × τ; Brown's level
         // `2·S₁ − S₂` does not. Only upward: a falling rate's lag errs on the safe side.
         let lambda_level = self
@@ -523,7 +543,8 @@ impl Scaler {
         let rec = self.strategy.recommend(&view, policy);
         let mut rule = rec.rule;
         let mut want = rec.workers;
-        let mut raised_by_guard = false;
+        // A guard, not the strategy, set `want`: the stabilization window remembers it as is.
+        let mut set_by_guard = false;
 
         // 4. Guards.
         // App-limited: no growth for latency while most workers are idle.
@@ -549,45 +570,40 @@ impl Scaler {
             if n > c && n > want.unwrap_or(c) {
                 want = Some(n);
                 rule = Rule::Saturated;
-                raised_by_guard = true;
+                set_by_guard = true;
             }
         }
         // Starvation backstop: queued work and nothing dequeued for too long.
-        let cpu = s
-            .cpu_util
-            .filter(|u| u.is_finite())
-            .map(|u| u.clamp(0.0, 1.0));
-        let cpu_high = cpu.is_some_and(|u| u >= policy.cpu_busy_ratio);
         if q > 0 && s.since_last_dequeue_s * 1000.0 > policy.starvation_ms && !cpu_high {
             want = Some(want.unwrap_or(c).max(c + 1));
             rule = Rule::Starvation;
-            raised_by_guard = true;
+            set_by_guard = true;
         }
-        // CPU-bound: no growth at ~all cores, and no growth past the core count divided by the
-        // share of busy time spent on a core.
+        // CPU-bound: nothing past the core count divided by the share of busy time spent on
+        // a core (the model may ask for more when CPU contention stretches run times: those
+        // threads would only queue for a core, so the pool is brought back down to it), and
+        // no growth at all while the work already fills ~all cores.
+        let cpu_cap = self
+            .cpu_share
+            .filter(|k| *k >= CPU_HEAVY)
+            .map(|k| ((ncpu / k).ceil() as usize).max(1));
         if let Some(w) = want {
-            if w > c {
-                if cpu_high {
-                    want = Some(c);
-                    rule = Rule::CpuBound;
-                } else if let Some(u) = cpu {
-                    if busy >= 0.5 {
-                        let k = (u * s.ncpu.max(1) as f64 / busy).min(1.0);
-                        if k >= CPU_HEAVY {
-                            let cap = (s.ncpu.max(1) as f64 / k).ceil() as usize;
-                            if w > cap.max(c) {
-                                want = Some(cap.max(c));
-                                rule = Rule::CpuBound;
-                            }
-                        }
-                    }
-                }
+            if let Some(cap) = cpu_cap.filter(|cap| w > *cap) {
+                want = Some(cap);
+                rule = Rule::CpuBound;
+                set_by_guard = true;
+            }
+        }
+        if let Some(w) = want {
+            if w > c && cpu_high {
+                want = Some(c);
+                rule = Rule::CpuBound;
             }
         }
 
         // 5. Stabilization.
         if let Some(w) = want {
-            let remembered = if raised_by_guard {
+            let remembered = if set_by_guard {
                 w
             } else {
                 rec.keep.unwrap_or(w)
@@ -608,7 +624,9 @@ impl Scaler {
                 // more workers than that do not lower the wait either.
                 let too_small = rec
                     .cap
-                    .map_or(self.too_small, |cap| self.too_small.min(cap));
+                    .into_iter()
+                    .chain(cpu_cap)
+                    .fold(self.too_small, usize::min);
                 let floor = highest.max(tenth).max(step).max(w).max(too_small);
                 if floor < c {
                     rule = Rule::ScaleDown;
@@ -643,7 +661,7 @@ impl Scaler {
         } else {
             match self.cpu_share {
                 Some(k) if k >= CPU_HEAVY => {
-                    let cores = (s.ncpu.max(1) as f64 / k).ceil() as usize;
+                    let cores = (ncpu / k).ceil() as usize;
                     to.max(cores).min(max)
                 }
                 Some(_) => max,
@@ -682,6 +700,35 @@ impl Scaler {
             },
             queue_depth: q,
             live: s.live,
+        }
+    }
+}
+
+impl Scaler {
+    /// Updates the CPU share of the work from the probes of the last few seconds (once there
+    /// are [`PROBES_MIN`] of them), or, until any task was probed, from process CPU over busy
+    /// workers.
+    fn update_cpu_share(&mut self, s: &TickSignals, cpu_now: Option<f64>, busy: f64, dt: f64) {
+        let cpu = s.cpu_probe_cpu_s;
+        let blocked = s.cpu_probe_blocked_s;
+        if s.cpu_probes > 0 && cpu >= 0.0 && blocked >= 0.0 && (cpu + blocked).is_finite() {
+            self.probed = true;
+            let keep = (-dt / self.rate_tau_s.max(1e-3)).exp();
+            let p = &mut self.probes;
+            *p = (
+                p.0 * keep + s.cpu_probes as f64,
+                p.1 * keep + cpu,
+                p.2 * keep + blocked,
+            );
+            if p.0 >= PROBES_MIN && p.1 + p.2 > 0.0 {
+                self.cpu_share = Some((p.1 / (p.1 + p.2)).clamp(0.0, 1.0));
+            }
+        } else if !self.probed {
+            if let Some(u) = cpu_now {
+                if busy >= 0.5 {
+                    self.cpu_share = Some((u * s.ncpu.max(1) as f64 / busy).min(1.0));
+                }
+            }
         }
     }
 }

@@ -36,6 +36,8 @@ pub(crate) struct WorkerShard {
     pub(crate) wait_samples: AtomicU64,
     /// Number of jobs in `run`.
     pub(crate) run_samples: AtomicU64,
+    /// CPU-or-blocking probes of sampled tasks (see `cpu_probe`).
+    pub(crate) probe: crate::cpu_probe::ProbeCounters,
 }
 
 /// Adds to a counter that only the calling thread writes.
@@ -57,6 +59,7 @@ pub(crate) struct ShardTotals {
     pub(crate) wait_samples: u64,
     pub(crate) run_ns: u64,
     pub(crate) run_samples: u64,
+    pub(crate) probe: crate::cpu_probe::ProbeTotals,
 }
 
 /// All shards ever handed out, plus the free list.
@@ -106,6 +109,7 @@ impl ShardTable {
             t.wait_samples += s.wait_samples.load(Relaxed);
             t.run_ns += s.run.sum_ns();
             t.run_samples += s.run_samples.load(Relaxed);
+            t.probe.add(&s.probe);
         }
         t
     }

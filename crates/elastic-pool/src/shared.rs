@@ -504,6 +504,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         } else {
             0
         };
+        let mark = if sampled { shard.probe.begin() } else { None };
         match item {
             Item::One(j) => self.run_one(j, shard),
             Item::Batch(jobs) => {
@@ -514,6 +515,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         }
         if sampled {
             let run = self.clock.now_ns().saturating_sub(start);
+            shard.probe.end(mark, run, n);
             shard.run.record_n(run / n.max(1), n);
             bump(&shard.run_samples, n);
         }

@@ -19,6 +19,8 @@ use std::time::Duration;
 const RATE_TAU: Duration = Duration::from_secs(5);
 /// Time constant for the smoothed service time (τ ≈ 10 s).
 const SERVICE_TAU: Duration = Duration::from_secs(10);
+/// The process CPU clock is read at most this often (1 s): see `close_window`.
+const CPU_READ_NS: u64 = 1_000_000_000;
 
 /// Quantiles of one window's sampled durations.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -89,10 +91,32 @@ pub struct Window {
     pub idle: usize,
     /// No worker ran out of work at any moment of the window and none is idle now.
     pub saturated: bool,
-    /// Process CPU time over the window divided by `duration × cpus` (Linux only).
+    /// Process CPU time divided by `elapsed × cpus` (Unix only). The process CPU clock is
+    /// read at most once a second (the kernel walks every thread to answer), so this spans
+    /// the last second or more of activity, not necessarily this window alone.
     pub cpu_util: Option<f64>,
+    /// Sampled tasks probed in the window for CPU versus blocking work (Linux only; see
+    /// [`cpu_share`](Self::cpu_share)).
+    pub cpu_probes: u64,
+    /// Thread CPU time of the probed tasks, seconds.
+    pub cpu_probe_cpu_seconds: f64,
+    /// Wall time beyond CPU time of the probed tasks that blocked (made a voluntary context
+    /// switch), seconds. A task that never blocked adds nothing here: whatever its wall time,
+    /// it was running or waiting for a core.
+    pub cpu_probe_blocked_seconds: f64,
     /// Time since a worker last dequeued a task (window granularity).
     pub since_last_dequeue: Duration,
+}
+
+impl Window {
+    /// The CPU share of the probed work, `cpu / (cpu + blocked)`, 0..1 (`None`: nothing
+    /// probed in the window). 1 for CPU-bound work even when a busy machine stretches its
+    /// wall time; near 0 for work that blocks.
+    pub fn cpu_share(&self) -> Option<f64> {
+        let total = self.cpu_probe_cpu_seconds + self.cpu_probe_blocked_seconds;
+        (self.cpu_probes > 0 && total > 0.0)
+            .then(|| (self.cpu_probe_cpu_seconds / total).clamp(0.0, 1.0))
+    }
 }
 
 /// Smoothed signals (time-aware EWMA; the p99 is a peak-EWMA that takes rises at once).
@@ -131,6 +155,7 @@ struct Counts {
     idle_entries: u64,
     wait_samples: u64,
     run_samples: u64,
+    probe: crate::cpu_probe::ProbeTotals,
 }
 
 /// Reads the process's CPU time (user + system, every thread) with
@@ -180,7 +205,10 @@ pub(crate) struct SignalState {
     prev: Counts,
     last_ns: u64,
     last_dequeue_ns: u64,
-    prev_cpu_ns: Option<u64>,
+    /// Process CPU at the last read, and when it was read.
+    prev_cpu: Option<(u64, u64)>,
+    /// The last process CPU utilisation computed (carried between reads).
+    cpu_util: Option<f64>,
     cpu: CpuClock,
     lambda: Ewma,
     service: Ewma,
@@ -200,7 +228,8 @@ impl SignalState {
             prev: Counts::default(),
             last_ns: 0,
             last_dequeue_ns: 0,
-            prev_cpu_ns: None,
+            prev_cpu: None,
+            cpu_util: None,
             cpu: CpuClock,
             lambda: Ewma::new(RATE_TAU),
             service: Ewma::new(SERVICE_TAU),
@@ -271,6 +300,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             idle_entries: t.idle_entries,
             wait_samples: t.wait_samples,
             run_samples: t.run_samples,
+            probe: t.probe,
         };
         let p = st.prev;
         st.prev = now;
@@ -289,16 +319,31 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             st.last_dequeue_ns = now_ns;
         }
         // Process CPU is only consulted to refuse growth; a window with no task run needs
-        // none, and the kernel sums every thread's times to answer.
+        // none. The kernel sums every thread's times to answer (~2–4 µs with 64 workers, most
+        // of a tick), and the CPU-bound guard's main evidence is the per-task probe (see
+        // cpu_probe.rs), so the clock is read at most once per CPU_READ_NS and the figure
+        // carried between reads.
         let idle_window = now.taken == p.taken && now.busy_ns == p.busy_ns;
-        let cpu_now = if idle_window { None } else { st.cpu.read_ns() };
-        let cpu_util = match (cpu_now, st.prev_cpu_ns) {
-            (Some(c), Some(prev)) if !first => Some(
-                (c.saturating_sub(prev) as f64 / 1e9) / (dt * crate::clock::cpu_count() as f64),
-            ),
-            _ => None,
-        };
-        st.prev_cpu_ns = cpu_now;
+        if idle_window {
+            st.prev_cpu = None;
+            st.cpu_util = None;
+        } else if match st.prev_cpu {
+            None => true,
+            Some((_, at)) => now_ns.saturating_sub(at) >= CPU_READ_NS,
+        } {
+            let read = st.cpu.read_ns();
+            st.cpu_util = match (read, st.prev_cpu) {
+                (Some(c), Some((prev, at))) if !first && now_ns > at => Some(
+                    (c.saturating_sub(prev) as f64 / ((now_ns - at) as f64))
+                        / crate::clock::cpu_count() as f64,
+                ),
+                _ => None,
+            };
+            st.prev_cpu = read.map(|c| (c, now_ns));
+        }
+        let cpu_util = st.cpu_util;
+        let probe_cpu = now.probe.cpu_ns.wrapping_sub(p.probe.cpu_ns);
+        let probe_blocked = now.probe.blocked_ns.wrapping_sub(p.probe.blocked_ns);
 
         let live = self.live_now();
         let idle = self.sleepers.idle().min(live);
@@ -328,6 +373,9 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             idle,
             saturated: live > 0 && idle == 0 && now.idle_entries == p.idle_entries,
             cpu_util,
+            cpu_probes: now.probe.tasks.wrapping_sub(p.probe.tasks),
+            cpu_probe_cpu_seconds: probe_cpu as f64 / 1e9,
+            cpu_probe_blocked_seconds: probe_blocked as f64 / 1e9,
             since_last_dequeue: Duration::from_nanos(now_ns.saturating_sub(st.last_dequeue_ns)),
         };
         st.lambda.update(w.arrival_rate, now_ns);

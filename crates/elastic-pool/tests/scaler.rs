@@ -171,6 +171,9 @@ impl Sim {
             idle: (live as f64 - busy).max(0.0).floor() as usize,
             saturated: backlogged,
             cpu_util: Some(cpu),
+            cpu_probes: 0,
+            cpu_probe_blocked_s: 0.0,
+            cpu_probe_cpu_s: 0.0,
             ncpu: self.ncpu,
             since_last_dequeue_s: self.since_dequeue_s,
             target: self.target,
@@ -391,6 +394,67 @@ fn cpu_bound_guard_refuses_growth() {
     s.since_last_dequeue_s = 2.0;
     let d = scaler.tick(&s, &p);
     assert_eq!((d.to, d.rule), (4, Rule::CpuBound));
+}
+
+/// A saturated window of `live` busy workers running 16 ms (wall) tasks, a deep queue,
+/// process CPU at `cpu_util`, and probes whose work was `share` CPU and the rest blocked.
+fn contended(now_ns: u64, live: usize, cpu_util: f64, share: f64) -> TickSignals {
+    let mut s = quiet(now_ns, live);
+    s.arrivals = 325;
+    s.completions = 120;
+    s.dequeued = 120;
+    s.busy_s = live as f64 * 0.5;
+    s.service_mean_s = Some(0.016);
+    s.queue_depth = 400;
+    s.idle = 0;
+    s.saturated = true;
+    s.since_last_dequeue_s = 0.001;
+    s.cpu_util = Some(cpu_util);
+    s.cpu_probes = 10;
+    s.cpu_probe_cpu_s = 0.04 * share;
+    s.cpu_probe_blocked_s = 0.04 * (1.0 - share);
+    s
+}
+
+/// The failure this guards against: on a contended machine (a shared VM's steal time) CPU
+/// tasks stretch in wall time while process CPU stays low, so CPU over busy time reads as
+/// blocking work. Probed tasks that never blocked count whole, so the pool stays at the cores.
+#[test]
+fn cpu_work_on_a_contended_machine_does_not_grow_past_the_cores() {
+    let p = Policy {
+        max_workers: 512,
+        ..Policy::default()
+    };
+    let mut scaler = Scaler::new(&p);
+    let mut target = 2;
+    for tick in 0..40u64 {
+        // Half a core of 2 in use; the probed tasks never blocked (4 ms of CPU each, 16 ms
+        // of wall time: the rest waiting for a core).
+        let s = contended(1_000_000_000 + tick * 500_000_000, target, 0.25, 1.0);
+        let d = scaler.tick(&s, &p);
+        assert!(d.to <= 2 + 2, "tick {tick}: target {} ({:?})", d.to, d.rule);
+        assert!(d.ceiling <= 2 + 2, "tick {tick}: ceiling {}", d.ceiling);
+        target = d.to;
+    }
+}
+
+/// The same windows with tasks that block (probes: 5% on a CPU) do grow, and the ceiling
+/// for on-demand growth is open.
+#[test]
+fn blocking_work_with_the_same_signals_grows() {
+    let p = Policy {
+        max_workers: 512,
+        ..Policy::default()
+    };
+    let mut scaler = Scaler::new(&p);
+    let mut target = 2;
+    for tick in 0..4u64 {
+        let s = contended(1_000_000_000 + tick * 500_000_000, target, 0.05, 0.05);
+        let d = scaler.tick(&s, &p);
+        target = d.to;
+        assert_eq!(d.ceiling, 512, "tick {tick}");
+    }
+    assert!(target > 4, "blocking work grew to {target}");
 }
 
 #[test]

@@ -149,3 +149,56 @@ fn tenant_keys_count_their_own_tasks() {
     assert_eq!(seen[1].completed, seen[1].submitted);
     assert_eq!(seen[1].rejected, refused);
 }
+
+/// Runs `tasks` of `task` on a fresh pool that samples every task, and returns the probes'
+/// CPU share (every window until at least 8 tasks were probed).
+#[cfg(target_os = "linux")]
+fn probed_cpu_share(task: fn()) -> f64 {
+    let pool = Pool::builder()
+        .min_workers(2)
+        .max_workers(2)
+        .wait_sampling(1)
+        .build()
+        .unwrap();
+    let (mut probes, mut cpu, mut blocked) = (0u64, 0.0, 0.0);
+    let mut submitted = 0u64;
+    while probes < 8 {
+        assert!(submitted < 10_000, "too few probes: {probes}");
+        for _ in 0..16 {
+            pool.execute(task).unwrap();
+        }
+        submitted += 16;
+        assert!(wait_until(PATIENCE, || pool.stats().completed == submitted));
+        let w = pool.metrics().window;
+        assert!(w.cpu_probes <= w.completions, "{w:?}");
+        probes += w.cpu_probes;
+        cpu += w.cpu_probe_cpu_seconds;
+        blocked += w.cpu_probe_blocked_seconds;
+        if w.cpu_probes > 0 {
+            let share = w.cpu_share().unwrap();
+            assert!((0.0..=1.0).contains(&share));
+        }
+    }
+    // One in four sampled tasks per worker, after each worker's first.
+    assert!(
+        probes * 2 <= submitted,
+        "{probes} probes for {submitted} tasks"
+    );
+    cpu / (cpu + blocked)
+}
+
+/// Spinning tasks count as CPU work and sleeping ones as blocking, whatever the machine's
+/// load does to their wall time (a spin task never blocks, so it counts whole).
+#[test]
+#[cfg(target_os = "linux")]
+fn probes_tell_cpu_work_from_blocking_work() {
+    let spin = probed_cpu_share(|| {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_micros(500) {
+            std::hint::spin_loop();
+        }
+    });
+    assert!(spin > 0.9, "spin tasks: CPU share {spin}");
+    let sleep = probed_cpu_share(|| std::thread::sleep(Duration::from_micros(500)));
+    assert!(sleep < 0.3, "sleep tasks: CPU share {sleep}");
+}

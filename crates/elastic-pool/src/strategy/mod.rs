@@ -57,8 +57,18 @@ pub struct TickSignals {
     pub idle: usize,
     /// No worker was idle at any moment of the window.
     pub saturated: bool,
-    /// Process CPU time over `dt × ncpu`, 0..1 (`None` if unknown).
+    /// Process CPU time over `dt × ncpu`, 0..1 (`None` if unknown). The pool reads the
+    /// process clock at most once a second, so this may span more than the window.
     pub cpu_util: Option<f64>,
+    /// Tasks probed in the window for CPU versus blocking work (0: none, or not Linux).
+    pub cpu_probes: u64,
+    /// Thread CPU time of the probed tasks, seconds.
+    pub cpu_probe_cpu_s: f64,
+    /// Wall time beyond CPU time of the probed tasks that blocked, seconds (a task that never
+    /// blocked adds nothing: its extra wall time was spent waiting for a core). The CPU share
+    /// of the work, `cpu / (cpu + blocked)`, unlike process CPU over busy time, stays at 1
+    /// for CPU-bound work on a contended machine.
+    pub cpu_probe_blocked_s: f64,
     /// Available cores.
     pub ncpu: usize,
     /// Seconds since any worker last dequeued a task.
