@@ -7,23 +7,41 @@ use std::time::Instant;
 ///
 /// Timestamps stored in tasks and atomics are `u64` nanoseconds since the pool's clock
 /// origin rather than `Instant`s. Zero is reserved for "not stamped".
+///
+/// The clock is read on every sampled task three times (the submit stamp, the run's start and
+/// end) and at each busy period's ends, so its cost is most of what wait tracking costs. It
+/// reads the CPU's time-stamp counter through `quanta` (12–14 ns a read on a 2-vCPU KVM guest,
+/// against 32–36 ns for `Instant::now`, whose vDSO path reads the same counter and then
+/// converts it under a sequence lock), scaled to nanoseconds by quanta's one-time calibration
+/// against the monotonic clock (~2 ms, once per process). Where the counter is not invariant
+/// across cores, or on other architectures, quanta reads the OS monotonic clock instead.
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     origin: Instant,
+    origin_raw: u64,
+}
+
+/// The process's quanta clock (its calibration is computed once).
+fn source() -> &'static quanta::Clock {
+    static SOURCE: OnceLock<quanta::Clock> = OnceLock::new();
+    SOURCE.get_or_init(quanta::Clock::new)
 }
 
 impl Clock {
     /// A clock whose origin is now (minus one nanosecond, so that `now_ns` is never 0).
     pub fn new() -> Self {
+        let q = source();
         Clock {
             origin: Instant::now(),
+            origin_raw: q.raw(),
         }
     }
 
     /// Nanoseconds since the origin; always ≥ 1.
     #[inline]
     pub fn now_ns(&self) -> u64 {
-        (self.origin.elapsed().as_nanos() as u64).saturating_add(1)
+        let q = source();
+        q.delta_as_nanos(self.origin_raw, q.raw()).saturating_add(1)
     }
 
     /// The `Instant` that `ns` stands for.
