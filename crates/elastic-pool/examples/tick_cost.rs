@@ -1,7 +1,9 @@
-//! Times one control tick (`Pool::tick_now`) on an idle and on a busy autoscaled pool.
+//! Times one control tick (`Pool::tick_now`) on an idle and on a busy autoscaled pool, and the
+//! shard merge alone (`Pool::histograms`, the same walk over every shard's histograms).
 //!
 //! `cargo run --release -p elastic-pool --example tick_cost -- [workers]`
 
+use elastic_pool::histogram::Snapshot;
 use elastic_pool::policy::Policy;
 use elastic_pool::Pool;
 use std::time::{Duration, Instant};
@@ -26,7 +28,9 @@ fn main() {
     let pool = Pool::builder()
         .autoscale(Policy {
             min_workers: workers,
-            max_workers: workers * 2,
+            // Pinned at `workers`: a pool the ticks grow would time a different shard count
+            // from run to run.
+            max_workers: workers,
             tick_ms: 60_000.0,
             ..Policy::default()
         })
@@ -48,10 +52,12 @@ fn main() {
         "idle pool, {workers} workers: median tick {:?}",
         median_tick(&pool, 2001)
     );
-    // A tick after every worker shard recorded new samples: the full merge path.
+    // A tick after every worker shard recorded new samples: the full merge path. Every
+    // other round times the merge alone instead (`Pool::histograms`), on shards just as fresh.
     pool.set_wait_sampling(1);
-    let mut v = Vec::new();
-    for round in 0..301u64 {
+    let (mut ticks, mut merges) = (Vec::new(), Vec::new());
+    let (mut wait, mut run) = (Box::new(Snapshot::new()), Box::new(Snapshot::new()));
+    for round in 0..602u64 {
         let target = pool.stats().completed + workers as u64 * 2;
         for _ in 0..workers * 2 {
             pool.execute(|| std::thread::sleep(Duration::from_micros(20)))
@@ -61,13 +67,29 @@ fn main() {
             std::thread::yield_now();
         }
         let t = Instant::now();
-        std::hint::black_box(pool.tick_now());
-        v.push(t.elapsed());
-        std::hint::black_box(round);
+        if round % 2 == 0 {
+            std::hint::black_box(pool.tick_now());
+            ticks.push(t.elapsed());
+        } else {
+            pool.histograms(&mut wait, &mut run);
+            merges.push(t.elapsed());
+        }
     }
-    v.sort();
+    ticks.sort();
+    merges.sort();
     println!(
         "after fresh samples, {workers} workers: median tick {:?}",
-        v[v.len() / 2]
+        ticks[ticks.len() / 2]
+    );
+    println!(
+        "after fresh samples, {workers} workers: median merge {:?}",
+        merges[merges.len() / 2]
+    );
+    println!("live workers at the end: {}", pool.stats().live);
+    let used = |s: &Snapshot| s.counts().iter().filter(|&&c| c != 0).count();
+    println!(
+        "buckets used (all shards): wait {}, run {}",
+        used(&wait),
+        used(&run)
     );
 }
