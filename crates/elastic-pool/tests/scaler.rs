@@ -311,10 +311,12 @@ fn steady_load_gives_no_reversals() {
                 let r = reversals(steady);
                 // The model-free feedback has to probe the p99 cliff to find the right size:
                 // each probe below it is a reversal, and its too-small memory stops them soon.
-                let allowed = if kind == StrategyKind::QueueWait {
-                    3
-                } else {
-                    0
+                // `erlang` remembers its size for λ̂ + 3σ only (hysteresis 0 by default): a
+                // few ±1 flips in these 9.5 minutes are allowed (3 at 20/s, where one worker is
+                // a quarter of the size: 0.3 a minute; the trace target is 2 a minute).
+                let allowed = match kind {
+                    StrategyKind::QueueWait | StrategyKind::Erlang => 3,
+                    StrategyKind::HillClimb => 0,
                 };
                 assert!(r <= allowed, "{kind} λ={lambda} seed={seed}: {r} reversals");
                 let need = need(lambda);

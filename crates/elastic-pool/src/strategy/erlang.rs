@@ -15,8 +15,9 @@
 //! Since the pool spawns on demand up to the target, the target is a ceiling: the λ̂ it is sized
 //! for is peak-aware (a burst is taken at once and forgotten over `rate_tau_s`), and the
 //! stabilization window remembers the size for `λ̂·(1 + hysteresis) + 3σ` (σ the Poisson noise
-//! of the mean-rate estimate), so noise in λ̂ does not make the ceiling flip between
-//! neighbouring sizes: steady load gives no reversals.
+//! of the mean-rate estimate; hysteresis 0 by default), so noise in λ̂ rarely makes the size
+//! flip between neighbouring sizes: 0–3 reversals in ten minutes of steady load (the scaler
+//! tests), against a trace target of 2 a minute.
 
 use crate::erlang::workers_for_wait;
 use crate::policy::{Policy, MAX_WORKERS_LIMIT};
@@ -128,8 +129,8 @@ impl Strategy for ErlangSizing {
         };
         // What the window remembers: the size for a rate this much higher than the estimate,
         // relative (hysteresis) plus three standard deviations of the estimate's own noise.
-        let keep = if p.hysteresis > 0.0 {
-            let high = lambda * (1.0 + p.hysteresis) + KEEP_Z * s.lambda_sigma;
+        let high = lambda * (1.0 + p.hysteresis.max(0.0)) + KEEP_Z * s.lambda_sigma;
+        let keep = if high > lambda {
             workers_for_wait(high, service, t_eff, TAIL, cap)
         } else {
             trimmed
