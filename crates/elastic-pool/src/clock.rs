@@ -56,6 +56,25 @@ impl Default for Clock {
     }
 }
 
+/// A CPU-time clock (`CLOCK_PROCESS_CPUTIME_ID`, `CLOCK_THREAD_CPUTIME_ID`) in nanoseconds:
+/// one `clock_gettime` system call (the vDSO serves neither). `None` if the kernel refuses.
+#[cfg(unix)]
+pub(crate) fn cpu_clock_ns(id: libc::clockid_t) -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec` that outlives the call; an id the kernel
+    // does not know is refused with an error code, which we return as `None`.
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
 /// The number of CPUs this process may use, read once.
 ///
 /// `std::thread::available_parallelism` honours cgroup quotas and affinity masks, and reads

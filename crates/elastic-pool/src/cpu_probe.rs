@@ -166,19 +166,7 @@ fn voluntary_switches() -> Option<i64> {
 /// The calling thread's CPU time (user + system), ns.
 #[cfg(target_os = "linux")]
 fn thread_cpu_ns() -> Option<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable `timespec` that outlives the call, and
-    // CLOCK_THREAD_CPUTIME_ID is defined on Linux.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return None;
-    }
-    let secs = u64::try_from(ts.tv_sec).ok()?;
-    let nanos = u64::try_from(ts.tv_nsec).ok()?;
-    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+    crate::clock::cpu_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -65,7 +65,7 @@ const PEAK_Z: f64 = 4.0;
 /// The app-limited guard: no growth for latency while fewer than this fraction of workers are
 /// busy (Netflix's `inflight < limit/2`).
 const APP_LIMITED: f64 = 0.5;
-/// The CPU cap applies when at least this share of busy time is spent on a core.
+/// The CPU cap applies when the CPU share of the work is at least this.
 const CPU_HEAVY: f64 = 0.5;
 /// Probed tasks (decayed count, see `Scaler::probes`) behind a CPU-share estimate. One is
 /// enough to start: the first tick (100 ms in) usually has one, and waiting for more let
@@ -336,9 +336,8 @@ pub struct Scaler {
     too_small_lambda: f64,
     /// The next window's waits belong to tasks queued before a resize: skip them.
     skip_window: bool,
-    /// Last measured share of busy time spent on a CPU or ready for one, kept across
-    /// windows in which nothing ran: from probed tasks once any were seen, else process CPU
-    /// over busy workers.
+    /// The CPU share of the work, `k`, kept across windows in which nothing ran: from probed
+    /// tasks (`cpu / (cpu + blocked)`) once any were seen, else process CPU over busy workers.
     cpu_share: Option<f64>,
     /// Probe sums decayed with time constant `rate_tau_s`: (tasks, CPU s, blocked s). A few
     /// seconds of probes, not one window's: with 20% spin tasks among sleep tasks, eight

@@ -172,19 +172,7 @@ impl CpuClock {
     /// Process CPU (user + system) in nanoseconds.
     #[cfg(unix)]
     fn read_ns(&mut self) -> Option<u64> {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable `timespec` that outlives the call, and
-        // CLOCK_PROCESS_CPUTIME_ID is a clock id every supported Unix defines.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-        if rc != 0 {
-            return None;
-        }
-        let secs = u64::try_from(ts.tv_sec).ok()?;
-        let nanos = u64::try_from(ts.tv_nsec).ok()?;
-        Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+        crate::clock::cpu_clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
     }
 
     /// Process CPU: not measured off Unix.
