@@ -376,8 +376,10 @@ mod tests {
             .into_iter()
             .filter(|t| !before.contains(t))
             .collect();
-        assert_eq!(new.len(), 1, "one control thread per pool");
-        assert!(thread_cpu_ns(new[0]).is_some());
+        // Other tests of this binary build pools in parallel, so their control threads may
+        // appear too: ours is among the new ones, and a live control thread can be timed.
+        assert!(!new.is_empty(), "this pool's control thread was not found");
+        assert!(new.iter().any(|&t| thread_cpu_ns(t).is_some()));
         pool.shutdown();
     }
 }
