@@ -701,9 +701,7 @@ impl Scaler {
             live: s.live,
         }
     }
-}
 
-impl Scaler {
     /// Updates the CPU share of the work from the probes of the last few seconds (once there
     /// are [`PROBES_MIN`] of them), or, until any task was probed, from process CPU over busy
     /// workers.

@@ -420,7 +420,8 @@ fn contended(now_ns: u64, live: usize, cpu_util: f64, share: f64) -> TickSignals
 
 /// The failure this guards against: on a contended machine (a shared VM's steal time) CPU
 /// tasks stretch in wall time while process CPU stays low, so CPU over busy time reads as
-/// blocking work. Probed tasks that never blocked count whole, so the pool stays at the cores.
+/// blocking work. A probed task that never blocked has no blocked time, however long its wall
+/// time, so the CPU share stays 1 and the pool stays at the cores.
 #[test]
 fn cpu_work_on_a_contended_machine_does_not_grow_past_the_cores() {
     let p = Policy {
