@@ -14,4 +14,4 @@ cargo run -q -p elastic-pool-cli -- soak --duration 60s
 
 echo "== loom models (cfg(loom), release) =="
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
-    cargo test -p elastic-pool --release --test loom_sleep --test loom_gate
+    cargo test -p elastic-pool --release --test loom_sleep --test loom_gate --test loom_sample_log

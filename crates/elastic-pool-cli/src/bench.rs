@@ -1126,6 +1126,8 @@ fn signals(quick: bool) -> Vec<Scenario> {
     let mut p99 = Vec::new();
     let mut tick = Vec::new();
     let mut quiet = Vec::new();
+    let mut logged = Vec::new();
+    let mut read = Vec::new();
 
     let mut full = Snapshot::new();
     let h = Histogram::new();
@@ -1137,17 +1139,28 @@ fn signals(quick: bool) -> Vec<Scenario> {
     let pool = Pool::builder()
         .autoscale(Policy {
             min_workers: 64,
-            max_workers: 128,
+            // Pinned at 64: a pool the ticks grew would time more shards from run to run.
+            max_workers: 64,
             tick_ms: 60_000.0,
             ..Policy::default()
         })
         .prestart(true)
         .build()
         .expect("valid policy");
-    while pool.stats().idle < 64 {
+    // The signal read alone: `metrics()` on a pool without a control tick closes a window
+    // (sample logs or merge, delta, quantiles, EWMAs) and sums the exact totals.
+    let fixed = Pool::builder()
+        .min_workers(64)
+        .max_workers(64)
+        .prestart(true)
+        .build()
+        .expect("valid bounds");
+    while pool.stats().idle < 64 || fixed.stats().idle < 64 {
         std::thread::sleep(Duration::from_millis(5));
     }
     pool.set_wait_sampling(1);
+    fixed.set_wait_sampling(1);
+    let log = elastic_pool::sample_log::SampleLog::<{ elastic_pool::sample_log::CAPACITY }>::new();
 
     for _ in 0..rounds {
         let h = Histogram::new();
@@ -1156,6 +1169,19 @@ fn signals(quick: bool) -> Vec<Scenario> {
             h.record(black_box(vals[k & MASK]));
         }
         one.push(t.elapsed().as_nanos() as f64 / records as f64);
+
+        // What a worker does per sampled wait: the histogram and the sample log (the log is
+        // drained now and then, as a tick would, so it never laps).
+        let h = Histogram::new();
+        let t = Instant::now();
+        for k in 0..records {
+            let v = black_box(vals[k & MASK]);
+            log.push(0, h.record_n_in_bucket(v, 1), 1);
+            if k % 64 == 63 {
+                let _ = log.read_new(|_, _, _| ());
+            }
+        }
+        logged.push(t.elapsed().as_nanos() as f64 / records as f64);
 
         let shards = [
             crossbeam_utils::CachePadded::new(Histogram::new()),
@@ -1204,6 +1230,24 @@ fn signals(quick: bool) -> Vec<Scenario> {
         }
         v.sort_by(f64::total_cmp);
         tick.push(v[v.len() / 2]);
+        // The signal read alone, after the same fresh samples.
+        let mut v = Vec::with_capacity(ticks);
+        for _ in 0..ticks {
+            let target = fixed.stats().completed + 128;
+            for _ in 0..128 {
+                fixed
+                    .execute(|| std::thread::sleep(Duration::from_micros(20)))
+                    .unwrap();
+            }
+            while fixed.stats().completed < target {
+                std::thread::yield_now();
+            }
+            let t = Instant::now();
+            black_box(fixed.metrics());
+            v.push(t.elapsed().as_nanos() as f64 / 1e3);
+        }
+        v.sort_by(f64::total_cmp);
+        read.push(v[v.len() / 2]);
         // And quiet ticks (nothing ran since the last one).
         let mut v: Vec<f64> = (0..ticks)
             .map(|_| {
@@ -1223,6 +1267,12 @@ fn signals(quick: bool) -> Vec<Scenario> {
             vec![("elastic-pool", one)],
         ),
         scenario(
+            "signals-record-log",
+            "ns/record, histogram + sample log",
+            false,
+            vec![("elastic-pool", logged)],
+        ),
+        scenario(
             "signals-record-2t",
             "ns/record",
             false,
@@ -1239,6 +1289,12 @@ fn signals(quick: bool) -> Vec<Scenario> {
             "µs per tick_now, 64 workers, fresh samples",
             false,
             vec![("elastic-pool", tick)],
+        ),
+        scenario(
+            "signals-window",
+            "µs per signal read (metrics() closing a window), 64 workers, fresh samples",
+            false,
+            vec![("elastic-pool", read)],
         ),
         scenario(
             "signals-tick-quiet",

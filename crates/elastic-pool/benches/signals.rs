@@ -1,5 +1,7 @@
-//! Costs of the control signals: histogram record (1 and 2 threads), quantile, and a whole
-//! control tick over 64 shards (clear + merge, window delta, 4 quantiles, 3 EWMA updates).
+//! Costs of the control signals: histogram record (1 and 2 threads; with the sample log a
+//! worker also writes), quantile, and a whole control tick over 64 shards, both the full merge
+//! (clear + merge, window delta, 4 quantiles, 3 EWMA updates) and the sample-log fold that
+//! replaces it while no log is outrun.
 //!
 //! The tick reads shards that sit in this core's caches; in a running pool, shards that workers
 //! wrote since the last tick are fetched from other cores' caches, which costs more.
@@ -13,7 +15,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use crossbeam_utils::CachePadded;
 use elastic_pool::ewma::{Ewma, PeakEwma};
-use elastic_pool::histogram::{Histogram, Snapshot};
+use elastic_pool::histogram::{bucket_index, Histogram, Snapshot};
+use elastic_pool::sample_log::SampleLog;
 
 /// Lognormal-ish durations (median ~200 µs, spread over 5 decades), so records hit many buckets.
 fn values(n: usize, seed: u64) -> Vec<u64> {
@@ -40,6 +43,22 @@ fn record(c: &mut Criterion) {
     g.bench_function("1_thread", |b| {
         b.iter(|| {
             h.record(black_box(vals[i & MASK]));
+            i = i.wrapping_add(1);
+        })
+    });
+
+    // What a worker writes per sampled wait: the histogram and its sample log (drained every
+    // 64 records, as a tick would, so it never laps).
+    let log = SampleLog::<{ elastic_pool::sample_log::CAPACITY }>::new();
+    let h2 = Histogram::new();
+    let mut i = 0usize;
+    g.bench_function("1_thread_with_log", |b| {
+        b.iter(|| {
+            let v = black_box(vals[i & MASK]);
+            log.push(0, h2.record_n_in_bucket(v, 1), 1);
+            if i % 64 == 63 {
+                let _ = log.read_new(|_, _, _| ());
+            }
             i = i.wrapping_add(1);
         })
     });
@@ -150,6 +169,55 @@ fn tick(c: &mut Criterion) {
     }
 }
 
+/// The tick's usual path: fold the entries of 64 sample logs (four each: two sampled tasks'
+/// waits and run times) into the window, then the same quantiles and EWMAs as `tick`. The logs
+/// are refilled outside the timed region.
+fn tick_from_logs(c: &mut Criterion) {
+    const SHARDS: usize = 64;
+    let logs: Vec<CachePadded<SampleLog>> = (0..SHARDS)
+        .map(|_| CachePadded::new(SampleLog::new()))
+        .collect();
+    let vals = values(4_096, 0xBEEF);
+    let mut window = [Box::new(Snapshot::new()), Box::new(Snapshot::new())];
+    let mut lambda = Ewma::new(Duration::from_secs(5));
+    let mut wait = PeakEwma::new(Duration::from_secs(5));
+    let mut now = 0u64;
+    c.bench_function("tick_64_sample_logs", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for it in 0..iters as usize {
+                for (i, log) in logs.iter().enumerate() {
+                    for k in 0..4 {
+                        log.push(
+                            k % 2,
+                            bucket_index(vals[(it * 7 + i * 61 + k) % vals.len()]),
+                            1,
+                        );
+                    }
+                }
+                let t = Instant::now();
+                for w in &mut window {
+                    w.clear();
+                }
+                let all_read = logs.iter().all(|log| {
+                    log.read_new(|series, i, n| window[series].add_to_bucket(i, n))
+                        .is_ok()
+                });
+                let mut acc = 0u64;
+                for q in window[0].quantiles([0.5, 0.9, 0.99, 0.999]) {
+                    acc = acc.wrapping_add(q.unwrap_or(0));
+                }
+                now += 500_000_000;
+                lambda.update(window[0].count() as f64 * 2.0, now);
+                wait.update(acc as f64, now);
+                black_box((all_read, &window, &lambda, &wait));
+                spent += t.elapsed();
+            }
+            spent
+        })
+    });
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .measurement_time(Duration::from_secs(2))
@@ -159,6 +227,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = signals;
     config = config();
-    targets = record, quantile, tick
+    targets = record, quantile, tick, tick_from_logs
 }
 criterion_main!(signals);

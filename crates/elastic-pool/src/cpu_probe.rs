@@ -46,8 +46,9 @@ pub(crate) const PROBE_EVERY: u32 = 4;
 /// probe's ~2 µs stays a small share of the task.
 pub(crate) const PROBE_MIN_RUN_NS: u64 = 100_000;
 
-/// One worker's probe counters. The owning worker is the only writer.
+/// One worker's probe counters, which the ticks sum. The owning worker is the only writer.
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct ProbeCounters {
     /// Probed tasks.
     pub(crate) tasks: AtomicU64,
@@ -57,7 +58,13 @@ pub(crate) struct ProbeCounters {
     /// switch), ns. A task that never blocked adds nothing: its extra wall time was spent
     /// ready to run, waiting for a core.
     pub(crate) blocked_ns: AtomicU64,
-    /// Sampled tasks to skip before the next probe (worker-local).
+}
+
+/// One worker's probing state, which only that worker reads (kept apart from
+/// [`ProbeCounters`] so that a tick's reads stay on fewer cache lines).
+#[derive(Default)]
+pub(crate) struct Prober {
+    /// Sampled tasks to skip before the next probe.
     countdown: AtomicU32,
     /// Mean run time per job of this worker's last sampled task, ns (0: none yet).
     last_run_ns: AtomicU64,
@@ -70,7 +77,7 @@ pub(crate) struct Mark {
     cpu_ns: u64,
 }
 
-impl ProbeCounters {
+impl Prober {
     /// Called by the owning worker before a wait-sampled task: a mark if this task is to be
     /// probed.
     #[inline]
@@ -89,15 +96,15 @@ impl ProbeCounters {
     }
 
     /// Called by the owning worker after a wait-sampled task that ran `run_ns` for `jobs`
-    /// jobs, with the mark [`begin`](Self::begin) returned.
+    /// jobs, with the mark [`begin`](Self::begin) returned; counts the probe into `out`.
     #[inline]
-    pub(crate) fn end(&self, mark: Option<Mark>, run_ns: u64, jobs: u64) {
+    pub(crate) fn end(&self, out: &ProbeCounters, mark: Option<Mark>, run_ns: u64, jobs: u64) {
         self.last_run_ns
             .store((run_ns / jobs.max(1)).max(1), Relaxed);
         if let Some((cpu, blocked)) = mark.and_then(|m| m.since(run_ns)) {
-            bump(&self.tasks, 1);
-            bump(&self.cpu_ns, cpu);
-            bump(&self.blocked_ns, blocked);
+            bump(&out.tasks, 1);
+            bump(&out.cpu_ns, cpu);
+            bump(&out.blocked_ns, blocked);
         }
     }
 }
@@ -174,22 +181,38 @@ mod tests {
     use super::*;
     use std::time::{Duration, Instant};
 
-    fn probe(p: &ProbeCounters, task: impl FnOnce()) {
+    /// A worker's prober and counters.
+    #[derive(Default)]
+    struct P {
+        prober: Prober,
+        counters: ProbeCounters,
+    }
+
+    impl P {
+        fn begin(&self) -> Option<Mark> {
+            self.prober.begin()
+        }
+        fn end(&self, m: Option<Mark>, run_ns: u64, jobs: u64) {
+            self.prober.end(&self.counters, m, run_ns, jobs);
+        }
+    }
+
+    fn probe(p: &P, task: impl FnOnce()) {
         let m = p.begin();
         let t = Instant::now();
         task();
         p.end(m, t.elapsed().as_nanos() as u64, 1);
     }
 
-    fn totals(p: &ProbeCounters) -> ProbeTotals {
+    fn totals(p: &P) -> ProbeTotals {
         let mut t = ProbeTotals::default();
-        t.add(p);
+        t.add(&p.counters);
         t
     }
 
     #[test]
     fn a_sleeping_task_counts_as_blocking() {
-        let p = ProbeCounters::default();
+        let p = P::default();
         probe(&p, || std::thread::sleep(Duration::from_millis(2)));
         let t = totals(&p);
         assert_eq!(t.tasks, 1);
@@ -202,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_spinning_task_never_counts_as_blocked() {
-        let p = ProbeCounters::default();
+        let p = P::default();
         // Spin until this thread has used 2 ms of CPU: however long that takes in wall time
         // (a loaded machine), the thread never blocks.
         probe(&p, || {
@@ -221,7 +244,7 @@ mod tests {
 
     #[test]
     fn one_in_probe_every_after_the_first_and_none_on_short_tasks() {
-        let p = ProbeCounters::default();
+        let p = P::default();
         // Long tasks (as far as the counters know): the first sampled task, then one in
         // PROBE_EVERY.
         for _ in 0..(1 + 2 * PROBE_EVERY) {
@@ -230,7 +253,7 @@ mod tests {
         }
         assert_eq!(totals(&p).tasks, 3);
         // Short tasks: never, however many.
-        let q = ProbeCounters::default();
+        let q = P::default();
         for _ in 0..100 {
             let m = q.begin();
             q.end(m, PROBE_MIN_RUN_NS - 1, 1);

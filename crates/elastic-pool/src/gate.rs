@@ -222,11 +222,17 @@ impl Gate {
         }
     }
 
-    /// Sums one counter over all shards.
-    pub fn sum(&self, f: impl Fn(&SubmitCounters) -> &AtomicU64) -> u64 {
-        self.shards
-            .iter()
-            .map(|s| f(&s.counters).load(std::sync::atomic::Ordering::Relaxed))
-            .sum()
+    /// Sums the submit counters over all shards, in one pass: `(submitted, rejected_full,
+    /// rejected_shutdown)`.
+    pub fn sums(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.shards.iter().fold((0, 0, 0), |(a, b, c), s| {
+            let k = &s.counters;
+            (
+                a + k.submitted.load(Relaxed),
+                b + k.rejected_full.load(Relaxed),
+                c + k.rejected_shutdown.load(Relaxed),
+            )
+        })
     }
 }

@@ -237,6 +237,17 @@ impl Histogram {
         self.words[SUM].fetch_add(ns.wrapping_mul(n), Relaxed);
     }
 
+    /// [`record_n`](Self::record_n) that also returns the bucket it counted into, for a
+    /// caller that logs the bucket too (see [`SampleLog`](crate::sample_log::SampleLog)).
+    #[inline]
+    pub fn record_n_in_bucket(&self, ns: u64, n: u64) -> usize {
+        let i = bucket_index(ns);
+        touch(&self.words, i);
+        self.words[slot(i)].fetch_add(n, Relaxed);
+        self.words[SUM].fetch_add(ns.wrapping_mul(n), Relaxed);
+        i
+    }
+
     /// The sum of every recorded value, nanoseconds (wrapping).
     #[inline]
     pub fn sum_ns(&self) -> u64 {
@@ -377,6 +388,22 @@ impl Snapshot {
         self.sum = self.sum.wrapping_add(s);
     }
 
+    /// Adds `n` records to bucket `i` (e.g. a [`SampleLog`](crate::sample_log::SampleLog)
+    /// entry), leaving the sum alone. Out-of-range indices are ignored.
+    #[inline]
+    pub fn add_to_bucket(&mut self, i: usize, n: u64) {
+        if let Some(c) = self.counts.get_mut(i) {
+            *c = c.wrapping_add(n);
+        }
+    }
+
+    /// Sets the sum of the recorded values (for a window whose buckets came from sample logs
+    /// and whose sum comes from the shards' exact sums).
+    #[inline]
+    pub(crate) fn set_sum(&mut self, sum: u64) {
+        self.sum = sum;
+    }
+
     /// Adds `other`'s counts and sum to this snapshot.
     pub fn merge(&mut self, other: &Snapshot) {
         for (c, o) in self.counts.iter_mut().zip(&other.counts) {
@@ -471,15 +498,28 @@ impl Snapshot {
     /// `qs` (in any order), from one count and one upward scan instead of one count and one
     /// scan per quantile. O(BUCKETS), no allocation.
     pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [Option<u64>; N] {
+        self.quantiles_within(qs, 0..BUCKETS)
+    }
+
+    /// [`quantiles`](Self::quantiles) for a snapshot whose buckets outside `within` are all
+    /// zero (a window folded from sample logs knows its lowest and highest bucket): counts and
+    /// scans only those buckets.
+    pub(crate) fn quantiles_within<const N: usize>(
+        &self,
+        qs: [f64; N],
+        within: Range<usize>,
+    ) -> [Option<u64>; N] {
         let mut out = [None; N];
-        let n = self.count();
+        let counts = &self.counts[within.start.min(BUCKETS)..within.end.min(BUCKETS)];
+        let base = within.start;
+        let n = counts.iter().fold(0u64, |a, &c| a.wrapping_add(c));
         if n == 0 {
             return out;
         }
         let ranks = qs.map(|q| (!q.is_nan()).then(|| rank(q.clamp(0.0, 1.0), n)));
         let mut pending = ranks.iter().flatten().count();
         let mut seen = 0u64;
-        for (c, chunk) in self.counts.chunks(SCAN_CHUNK).enumerate() {
+        for (c, chunk) in counts.chunks(SCAN_CHUNK).enumerate() {
             if pending == 0 {
                 break;
             }
@@ -493,7 +533,7 @@ impl Snapshot {
                     s = s.saturating_add(x);
                     for (o, r) in out.iter_mut().zip(&ranks) {
                         if o.is_none() && r.is_some_and(|r| r <= s) {
-                            *o = Some(bucket_value(c * SCAN_CHUNK + j));
+                            *o = Some(bucket_value(base + c * SCAN_CHUNK + j));
                             pending -= 1;
                         }
                     }
@@ -508,6 +548,29 @@ impl Snapshot {
             }
         }
         out
+    }
+
+    /// [`count`](Self::count) over `within` (see [`quantiles_within`](Self::quantiles_within)).
+    pub(crate) fn count_within(&self, within: Range<usize>) -> u64 {
+        self.counts[within.start.min(BUCKETS)..within.end.min(BUCKETS)]
+            .iter()
+            .fold(0u64, |a, &c| a.wrapping_add(c))
+    }
+
+    /// Zeroes the buckets in `within` and the sum: [`clear`](Self::clear) for a snapshot whose
+    /// other buckets are already zero.
+    pub(crate) fn clear_within(&mut self, within: Range<usize>) {
+        self.counts[within.start.min(BUCKETS)..within.end.min(BUCKETS)].fill(0);
+        self.sum = 0;
+    }
+
+    /// [`merge`](Self::merge) of an `other` whose buckets outside `within` are zero.
+    pub(crate) fn merge_within(&mut self, other: &Snapshot, within: Range<usize>) {
+        let r = within.start.min(BUCKETS)..within.end.min(BUCKETS);
+        for (c, o) in self.counts[r.clone()].iter_mut().zip(&other.counts[r]) {
+            *c = c.wrapping_add(*o);
+        }
+        self.sum = self.sum.wrapping_add(other.sum);
     }
 
     /// The bucket holding the `k`-th smallest record (`1 ≤ k ≤ count`). Sums a chunk of buckets

@@ -50,6 +50,7 @@ mod job;
 mod owner;
 pub mod policy;
 mod pool;
+pub mod sample_log;
 pub mod scaler;
 mod shard;
 mod shared;
@@ -86,6 +87,7 @@ pub use typed::TypedPool;
 #[doc(hidden)]
 pub mod __loom {
     pub use crate::gate::Gate;
+    pub use crate::sample_log::{Lapped, SampleLog};
     pub use crate::sleep::{Sleeper, Sleepers, Wake};
 }
 

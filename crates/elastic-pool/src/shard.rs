@@ -11,13 +11,18 @@
 //! saturated worker reads the clock for no task at all (only sampled tasks are timed).
 
 use crate::histogram::Histogram;
+use crate::sample_log::SampleLog;
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-/// One worker's counters.
+/// One worker's counters, laid out by cache line (`repr(C)`): a tick reads the first two
+/// lines (every counter it sums) and the sample log's unread entries, and touches the
+/// histograms only when a log has been outrun. Their layout is checked in the tests below.
 #[derive(Default)]
+#[repr(C)]
 pub(crate) struct WorkerShard {
+    // Line 0.
     pub(crate) completed: AtomicU64,
     pub(crate) panicked: AtomicU64,
     /// Nanoseconds spent in finished busy periods (running tasks back to back).
@@ -28,16 +33,54 @@ pub(crate) struct WorkerShard {
     pub(crate) taken: AtomicU64,
     /// Times this worker found the queue empty (ended a busy period).
     pub(crate) idle_entries: AtomicU64,
-    /// Sampled queue waits.
-    pub(crate) wait: Histogram,
-    /// Sampled run times (per job; a sampled batch chunk records its mean).
-    pub(crate) run: Histogram,
     /// Number of waits in `wait` (the histogram keeps only per-bucket counts).
     pub(crate) wait_samples: AtomicU64,
     /// Number of jobs in `run`.
     pub(crate) run_samples: AtomicU64,
+    // Line 1.
+    /// Sum of the sampled waits, ns (the same as `wait`'s own sum, kept here so that a tick
+    /// need not read the histogram's line).
+    pub(crate) wait_ns: AtomicU64,
+    /// Sum of the sampled run times, ns.
+    pub(crate) run_ns: AtomicU64,
     /// CPU-or-blocking probes of sampled tasks (see `cpu_probe`).
     pub(crate) probe: crate::cpu_probe::ProbeCounters,
+    /// The recent records of `wait` (series [`WAIT`]) and `run` (series [`RUN`]), which the
+    /// tick folds into its window (see `sample_log`). Its three counters end line 1; its
+    /// slots start line 2.
+    pub(crate) log: SampleLog,
+    /// When to probe (the worker's own state, never read by a tick).
+    pub(crate) prober: crate::cpu_probe::Prober,
+    /// Sampled queue waits.
+    pub(crate) wait: Histogram,
+    /// Sampled run times (per job; a sampled batch chunk records its mean).
+    pub(crate) run: Histogram,
+}
+
+/// The sample log series of queue waits.
+pub(crate) const WAIT: usize = 0;
+/// The sample log series of run times.
+pub(crate) const RUN: usize = 1;
+
+impl WorkerShard {
+    /// Records one sampled queue wait: the histogram, the sample log, the sample count and
+    /// sum. Only the shard's worker calls this.
+    #[inline]
+    pub(crate) fn record_wait(&self, ns: u64) {
+        let i = self.wait.record_n_in_bucket(ns, 1);
+        self.log.push(WAIT, i, 1);
+        bump(&self.wait_samples, 1);
+        bump(&self.wait_ns, ns);
+    }
+
+    /// Records `n` jobs that ran `ns` each (a sampled task, or a batch chunk's mean).
+    #[inline]
+    pub(crate) fn record_run(&self, ns: u64, n: u64) {
+        let i = self.run.record_n_in_bucket(ns, n);
+        self.log.push(RUN, i, n);
+        bump(&self.run_samples, n);
+        bump(&self.run_ns, ns.wrapping_mul(n));
+    }
 }
 
 /// Adds to a counter that only the calling thread writes.
@@ -105,12 +148,61 @@ impl ShardTable {
             }
             t.taken += s.taken.load(Relaxed);
             t.idle_entries += s.idle_entries.load(Relaxed);
-            t.wait_ns += s.wait.sum_ns();
+            t.wait_ns = t.wait_ns.wrapping_add(s.wait_ns.load(Relaxed));
             t.wait_samples += s.wait_samples.load(Relaxed);
-            t.run_ns += s.run.sum_ns();
+            t.run_ns = t.run_ns.wrapping_add(s.run_ns.load(Relaxed));
             t.run_samples += s.run_samples.load(Relaxed);
             t.probe.add(&s.probe);
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WorkerShard;
+    use std::mem::offset_of;
+
+    #[test]
+    fn a_tick_reads_two_lines_then_the_log_slots_from_the_third() {
+        // Line 0: eight counters; line 1: the sums, the probe counters and the log's
+        // counters; the log's slots start line 2.
+        assert_eq!(offset_of!(WorkerShard, run_samples), 56);
+        assert_eq!(offset_of!(WorkerShard, wait_ns), 64);
+        assert_eq!(offset_of!(WorkerShard, probe), 80);
+        assert_eq!(offset_of!(WorkerShard, log), 104);
+        assert_eq!(
+            offset_of!(WorkerShard, log) + crate::sample_log::SampleLog::<1>::SLOTS_OFFSET,
+            128
+        );
+    }
+
+    #[test]
+    fn records_reach_the_histograms_the_log_and_the_counters() {
+        let s = WorkerShard::default();
+        s.record_wait(5_000);
+        s.record_run(2_000_000, 3);
+        let mut got = Vec::new();
+        s.log
+            .read_new(|series, i, n| got.push((series, i, n)))
+            .unwrap();
+        use crate::histogram::bucket_index;
+        assert_eq!(
+            got,
+            vec![
+                (super::WAIT, bucket_index(5_000), 1),
+                (super::RUN, bucket_index(2_000_000), 3)
+            ]
+        );
+        let t = {
+            let mut table = super::ShardTable::default();
+            let (_, sh) = table.acquire();
+            sh.record_wait(5_000);
+            sh.record_run(2_000_000, 3);
+            table.totals(0)
+        };
+        assert_eq!((t.wait_samples, t.wait_ns), (1, 5_000));
+        assert_eq!((t.run_samples, t.run_ns), (3, 6_000_000));
+        assert_eq!((s.wait.sum_ns(), s.run.sum_ns()), (5_000, 6_000_000));
     }
 }

@@ -492,8 +492,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         let start = if sampled {
             let now = self.clock.now_ns();
             let wait = now.saturating_sub(queued_ns);
-            shard.wait.record(wait);
-            bump(&shard.wait_samples, 1);
+            shard.record_wait(wait);
             if key != NO_KEY {
                 if let Some(slot) = self.keys.slot(key) {
                     slot.wait.record(wait);
@@ -504,7 +503,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         } else {
             0
         };
-        let mark = if sampled { shard.probe.begin() } else { None };
+        let mark = if sampled { shard.prober.begin() } else { None };
         match item {
             Item::One(j) => self.run_one(j, shard),
             Item::Batch(jobs) => {
@@ -515,9 +514,8 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         }
         if sampled {
             let run = self.clock.now_ns().saturating_sub(start);
-            shard.probe.end(mark, run, n);
-            shard.run.record_n(run / n.max(1), n);
-            bump(&shard.run_samples, n);
+            shard.prober.end(&shard.probe, mark, run, n);
+            shard.record_run(run / n.max(1), n);
         }
         self.count_key(key, |k| &k.completed, n);
     }
@@ -878,10 +876,8 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
 
     /// Accepted and refused task totals over every submitter shard.
     pub(crate) fn submit_totals(&self) -> (u64, u64) {
-        (
-            self.gate.sum(|c| &c.submitted),
-            self.gate.sum(|c| &c.rejected_full) + self.gate.sum(|c| &c.rejected_shutdown),
-        )
+        let (submitted, full, shutdown) = self.gate.sums();
+        (submitted, full + shutdown)
     }
 
     pub(crate) fn live_now(&self) -> usize {
@@ -901,7 +897,12 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        let t = self.shard_totals();
+        self.stats_with(self.shard_totals())
+    }
+
+    /// [`Shared::stats`] from shard totals already read (a window just closed read them).
+    pub(crate) fn stats_with(&self, t: ShardTotals) -> Stats {
+        let (submitted, rejected_full, rejected_shutdown) = self.gate.sums();
         let live = self.live.load(Acquire);
         let idle = self.sleepers.idle().min(live);
         Stats {
@@ -909,11 +910,11 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             idle,
             busy: t.busy,
             queued: self.rx.len(),
-            submitted: self.gate.sum(|c| &c.submitted),
+            submitted,
             completed: t.completed,
-            rejected: self.gate.sum(|c| &c.rejected_full) + self.gate.sum(|c| &c.rejected_shutdown),
-            rejected_overloaded: self.gate.sum(|c| &c.rejected_full),
-            rejected_shutdown: self.gate.sum(|c| &c.rejected_shutdown),
+            rejected: rejected_full + rejected_shutdown,
+            rejected_overloaded: rejected_full,
+            rejected_shutdown,
             panicked: t.panicked,
             spawned: self.rare.spawned.load(Relaxed),
             retired: self.rare.retired.load(Relaxed),

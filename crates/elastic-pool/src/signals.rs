@@ -9,10 +9,12 @@
 //! and a window is computed without allocating.
 
 use crate::ewma::{Ewma, PeakEwma};
-use crate::histogram::Snapshot;
+use crate::histogram::{Snapshot, BUCKETS};
+use crate::shard::ShardTotals;
 use crate::shared::{Handler, Shared};
 use crate::stats::Stats;
 use crate::sync::lock_std as lock;
+use std::ops::Range;
 use std::time::Duration;
 
 /// Time constant for the smoothed arrival rate and p99 wait (control.md: τ ≈ 5 s).
@@ -41,17 +43,19 @@ pub struct Quantiles {
 }
 
 impl Quantiles {
-    fn of(s: &Snapshot, samples: u64) -> Self {
+    /// The figures of `s`, whose buckets outside `within` are zero.
+    fn of(s: &Snapshot, samples: u64, within: Range<usize>) -> Self {
         let [p50, p90, p99, p999] = s
-            .quantiles([0.5, 0.9, 0.99, 0.999])
+            .quantiles_within([0.5, 0.9, 0.99, 0.999], within.clone())
             .map(|v| v.map(Duration::from_nanos));
+        let n = s.count_within(within);
         Quantiles {
             samples,
             p50,
             p90,
             p99,
             p999,
-            mean: s.mean_ns().map(|m| Duration::from_nanos(m as u64)),
+            mean: (n > 0).then(|| Duration::from_nanos((s.sum_ns() as f64 / n as f64) as u64)),
         }
     }
 }
@@ -106,6 +110,12 @@ pub struct Window {
     pub cpu_probe_blocked_seconds: f64,
     /// Time since a worker last dequeued a task (window granularity).
     pub since_last_dequeue: Duration,
+    /// The window's distributions came from merging every worker's full histograms, because
+    /// some worker recorded more than [`sample_log::CAPACITY`](crate::sample_log::CAPACITY)
+    /// entries (a sampled task writes two) since the last window. Otherwise they came from the
+    /// workers' sample logs, at a cost in proportion to the samples. The figures are the same
+    /// either way.
+    pub merged: bool,
 }
 
 impl Window {
@@ -190,7 +200,11 @@ pub(crate) struct SignalState {
     cum_run: Box<Snapshot>,
     prev_run: Box<Snapshot>,
     win_run: Box<Snapshot>,
+    /// The buckets `win_wait` and `win_run` may use; all others are zero.
+    win_range: [Range<usize>; 2],
     prev: Counts,
+    /// The shard totals the last window read.
+    totals: ShardTotals,
     last_ns: u64,
     last_dequeue_ns: u64,
     /// Process CPU at the last read, and when it was read.
@@ -213,7 +227,9 @@ impl SignalState {
             cum_run: Box::default(),
             prev_run: Box::default(),
             win_run: Box::default(),
+            win_range: [0..0, 0..0],
             prev: Counts::default(),
+            totals: ShardTotals::default(),
             last_ns: 0,
             last_dequeue_ns: 0,
             prev_cpu: None,
@@ -250,31 +266,65 @@ impl SignalState {
 impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     /// Closes the current window at `now_ns` and returns it. Allocates nothing.
     pub(crate) fn close_window(&self, st: &mut SignalState, now_ns: u64) -> Window {
-        // Merge every shard into fresh cumulative snapshots — unless no sample was
-        // recorded since the last window (an idle pool), which skips ~2 × 210 loads per
-        // shard from cold cache lines: most of an idle tick's cost.
+        // The window's histograms. Usually from the shards' sample logs: each holds the
+        // bucket of its shard's last `sample_log::CAPACITY` records, so this reads about as
+        // many entries as samples arrived (see sample_log.rs). If a worker recorded more than
+        // that since the last window, its log was overrun and the window comes from merging
+        // every shard's full histogram instead (the cumulative snapshots are kept in step on
+        // both paths for exactly that case). Nothing at all is read for a quiet window.
+        let mut merged = false;
         let t = {
             let table = lock(self.shards_table());
             let t = table.totals(now_ns);
             let quiet = st.last_ns != 0
                 && t.wait_samples == st.prev.wait_samples
                 && t.run_samples == st.prev.run_samples;
-            if quiet {
-                st.win_wait.clear();
-                st.win_run.clear();
-            } else {
-                st.cum_wait.clear();
-                st.cum_run.clear();
-                st.cum_wait.add_histograms(table.shards().map(|s| &s.wait));
-                st.cum_run.add_histograms(table.shards().map(|s| &s.run));
+            // Zero the last window's buckets (the others are zero already).
+            let [rw, rr] = std::mem::replace(&mut st.win_range, [0..0, 0..0]);
+            st.win_wait.clear_within(rw);
+            st.win_run.clear_within(rr);
+            if !quiet {
+                // Indexed by series: shard::WAIT = 0, shard::RUN = 1.
+                let mut win = [&mut *st.win_wait, &mut *st.win_run];
+                let mut used = [(BUCKETS, 0); 2];
+                let from_logs = table.shards().all(|s| {
+                    s.log
+                        .read_new(|series, i, n| {
+                            win[series].add_to_bucket(i, n);
+                            let (lo, hi) = &mut used[series];
+                            *lo = (*lo).min(i);
+                            *hi = (*hi).max(i + 1);
+                        })
+                        .is_ok()
+                });
+                if from_logs {
+                    st.win_range = used.map(|(lo, hi)| lo.min(hi)..hi);
+                    st.win_wait
+                        .set_sum(t.wait_ns.saturating_sub(st.prev_wait.sum_ns()));
+                    st.win_run
+                        .set_sum(t.run_ns.saturating_sub(st.prev_run.sum_ns()));
+                    st.prev_wait
+                        .merge_within(&st.win_wait, st.win_range[0].clone());
+                    st.prev_run
+                        .merge_within(&st.win_run, st.win_range[1].clone());
+                } else {
+                    // delta_into below writes every bucket, over whatever the fold added.
+                    merged = true;
+                    st.win_range = [0..BUCKETS, 0..BUCKETS];
+                    st.cum_wait.clear();
+                    st.cum_run.clear();
+                    st.cum_wait.add_histograms(table.shards().map(|s| &s.wait));
+                    st.cum_run.add_histograms(table.shards().map(|s| &s.run));
+                    for s in table.shards() {
+                        s.log.resync();
+                    }
+                    st.cum_wait.delta_into(&st.prev_wait, &mut st.win_wait);
+                    st.cum_run.delta_into(&st.prev_run, &mut st.win_run);
+                    std::mem::swap(&mut st.prev_wait, &mut st.cum_wait);
+                    std::mem::swap(&mut st.prev_run, &mut st.cum_run);
+                }
             }
             drop(table);
-            if !quiet {
-                st.cum_wait.delta_into(&st.prev_wait, &mut st.win_wait);
-                st.cum_run.delta_into(&st.prev_run, &mut st.win_run);
-                std::mem::swap(&mut st.prev_wait, &mut st.cum_wait);
-                std::mem::swap(&mut st.prev_run, &mut st.cum_run);
-            }
             t
         };
 
@@ -339,6 +389,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         let busy_workers = busy_seconds / dt;
         let arrivals = now.submitted.wrapping_sub(p.submitted);
         let completions = now.completed.wrapping_sub(p.completed);
+        st.totals = t;
         let w = Window {
             duration: Duration::from_nanos(dt_ns),
             arrivals,
@@ -354,8 +405,16 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             } else {
                 0.0
             },
-            wait: Quantiles::of(&st.win_wait, now.wait_samples.wrapping_sub(p.wait_samples)),
-            service: Quantiles::of(&st.win_run, now.run_samples.wrapping_sub(p.run_samples)),
+            wait: Quantiles::of(
+                &st.win_wait,
+                now.wait_samples.wrapping_sub(p.wait_samples),
+                st.win_range[0].clone(),
+            ),
+            service: Quantiles::of(
+                &st.win_run,
+                now.run_samples.wrapping_sub(p.run_samples),
+                st.win_range[1].clone(),
+            ),
             queue_depth: self.queue_len(),
             live,
             idle,
@@ -365,6 +424,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             cpu_probe_cpu_seconds: probe_cpu as f64 / 1e9,
             cpu_probe_blocked_seconds: probe_blocked as f64 / 1e9,
             since_last_dequeue: Duration::from_nanos(now_ns.saturating_sub(st.last_dequeue_ns)),
+            merged,
         };
         st.lambda.update(w.arrival_rate, now_ns);
         if let Some(m) = w.service.mean {
@@ -391,16 +451,18 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     pub(crate) fn metrics(&self) -> Metrics {
         let ticking = self.autoscale.is_some();
         let mut st = lock(&self.signals);
-        let window = if ticking && st.last_ns != 0 {
-            st.latest()
+        let (window, totals) = if ticking && st.last_ns != 0 {
+            (st.latest(), self.stats())
         } else {
             let now = self.clock.now_ns();
-            self.close_window(&mut st, now)
+            let w = self.close_window(&mut st, now);
+            // The exact totals as the window saw them, without summing the shards again.
+            (w, self.stats_with(st.totals))
         };
         Metrics {
             window,
             smoothed: st.smoothed(),
-            totals: self.stats(),
+            totals,
             wait_sampling: self.sample_every(),
         }
     }

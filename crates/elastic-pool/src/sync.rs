@@ -1,19 +1,20 @@
 //! Synchronisation facade: loom's types under `cfg(loom)`, std's otherwise.
 //!
 //! Only the lock-free protocols that the loom models check (the idle-worker stack in
-//! [`crate::sleep`] and the submit gate in [`crate::gate`]) go through this facade. Counters
+//! [`crate::sleep`], the submit gate in [`crate::gate`] and the sample log in
+//! [`crate::sample_log`]) go through this facade. Counters
 //! that are pure metrics bypass it on purpose: loom would only multiply the state space.
 
 #[cfg(loom)]
 pub(crate) use loom::{
-    sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering},
+    sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering},
     sync::{Arc, Condvar, Mutex, MutexGuard},
     thread::{self, Thread},
 };
 
 #[cfg(not(loom))]
 pub(crate) use std::{
-    sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering},
+    sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering},
     sync::{Arc, Condvar, Mutex, MutexGuard},
     thread::{self, Thread},
 };

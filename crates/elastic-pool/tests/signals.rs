@@ -78,6 +78,76 @@ fn the_window_reports_recent_waits_not_all_time() {
     assert_eq!(calm.totals.completed, 101);
 }
 
+/// Runs `n` tasks of `task` one at a time on `pool` (so a single worker records them all) and
+/// waits until their run times are recorded.
+fn run_each(pool: &Pool, n: usize, task: fn()) {
+    let before = pool.stats().run_samples;
+    for _ in 0..n {
+        pool.spawn(task).unwrap().join().unwrap();
+    }
+    assert!(wait_until(PATIENCE, || pool.stats().run_samples == before + n as u64));
+}
+
+#[test]
+fn windows_agree_whether_read_from_sample_logs_or_merged() {
+    // One worker, every task sampled: a task writes two sample log entries, so 20 tasks fit
+    // the log (read entry by entry) and 300 overrun it (the window merges the histograms).
+    let pool = Pool::builder()
+        .max_workers(1)
+        .wait_sampling(1)
+        .build()
+        .unwrap();
+    let quick: fn() = || ();
+    let slow: fn() = || std::thread::sleep(Duration::from_millis(3));
+    let ms = Duration::from_millis;
+
+    run_each(&pool, 300, quick);
+    let a = pool.metrics().window;
+    assert!(
+        a.merged,
+        "300 tasks overrun a {}-entry log",
+        elastic_pool::sample_log::CAPACITY
+    );
+    assert_eq!(a.service.samples, 300);
+    assert!(a.service.p99.unwrap() < ms(1), "{a:?}");
+
+    run_each(&pool, 20, slow);
+    let b = pool.metrics().window;
+    assert!(!b.merged, "20 tasks fit the log");
+    assert_eq!(b.service.samples, 20);
+    // Only this window's tasks: every one slept 3 ms (none of the 300 quick ones).
+    let p50 = b.service.p50.unwrap();
+    assert!(p50 >= ms(2) && p50 < ms(50), "{b:?}");
+    let mean = b.service.mean.unwrap();
+    assert!(mean >= ms(3) && mean < ms(50), "{b:?}");
+
+    run_each(&pool, 40, quick);
+    let c = pool.metrics().window;
+    assert!(!c.merged);
+    assert_eq!(c.service.samples, 40);
+    assert!(
+        c.service.p99.unwrap() < ms(1),
+        "the 3 ms tasks stayed in their window: {c:?}"
+    );
+
+    // A merged window after log-read ones: its difference is taken from the cumulative
+    // snapshot the log windows kept in step, so B's slow tasks do not come back.
+    run_each(&pool, 300, quick);
+    let d = pool.metrics().window;
+    assert!(d.merged);
+    assert_eq!(d.service.samples, 300);
+    assert!(d.service.p99.unwrap() < ms(1), "{d:?}");
+    let mean = d.service.mean.unwrap();
+    assert!(mean < ms(1), "{d:?}");
+
+    // And the log path resumes after a merge.
+    run_each(&pool, 5, slow);
+    let e = pool.metrics().window;
+    assert!(!e.merged);
+    assert_eq!((e.service.samples, e.wait.samples), (5, 5));
+    assert!(e.service.p50.unwrap() >= ms(2), "{e:?}");
+}
+
 #[test]
 fn busy_time_gives_mean_busy_workers() {
     let pool = Pool::builder().max_workers(2).build().unwrap();
