@@ -52,12 +52,13 @@ fn record(c: &mut Criterion) {
     let log = SampleLog::<{ elastic_pool::sample_log::CAPACITY }>::new();
     let h2 = Histogram::new();
     let mut i = 0usize;
+    let mut cursor = 0u64;
     g.bench_function("1_thread_with_log", |b| {
         b.iter(|| {
             let v = black_box(vals[i & MASK]);
             log.push(0, h2.record_n_in_bucket(v, 1), 1);
             if i % 64 == 63 {
-                let _ = log.read_new(|_, _, _| ());
+                let _ = log.read_new(&mut cursor, |_, _, _| ());
             }
             i = i.wrapping_add(1);
         })
@@ -178,6 +179,7 @@ fn tick_from_logs(c: &mut Criterion) {
         .map(|_| CachePadded::new(SampleLog::new()))
         .collect();
     let vals = values(4_096, 0xBEEF);
+    let mut cursors = vec![0u64; SHARDS];
     let mut window = [Box::new(Snapshot::new()), Box::new(Snapshot::new())];
     let mut lambda = Ewma::new(Duration::from_secs(5));
     let mut wait = PeakEwma::new(Duration::from_secs(5));
@@ -199,8 +201,8 @@ fn tick_from_logs(c: &mut Criterion) {
                 for w in &mut window {
                     w.clear();
                 }
-                let all_read = logs.iter().all(|log| {
-                    log.read_new(|series, i, n| window[series].add_to_bucket(i, n))
+                let all_read = logs.iter().zip(&mut cursors).all(|(log, cursor)| {
+                    log.read_new(cursor, |series, i, n| window[series].add_to_bucket(i, n))
                         .is_ok()
                 });
                 let mut acc = 0u64;

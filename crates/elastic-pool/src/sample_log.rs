@@ -21,7 +21,10 @@
 //!
 //! * `begun`: the writer raises it *before* writing a slot, then issues a release fence;
 //! * `published`: raised with a release store *after* the slot is written;
-//! * `read`: the reader's cursor (entries before it belong to earlier windows).
+//! * `read`: the reader's cursor (entries before it belong to earlier windows). The reader
+//!   keeps it in its own memory and passes it in, so reading never writes to the writer's
+//!   cache lines (a store there would cost the reader an ownership transfer per log and the
+//!   writer a miss on its next record).
 //!
 //! Writer, entry `k`: `begun = k+1; fence(Release); slots[k % N] = e; published = k+1 (Release)`.
 //!
@@ -63,15 +66,15 @@ const _: () = assert!(crate::histogram::BUCKETS <= 1 << BUCKET_BITS);
 /// time), bucket index and multiplicity. See the module docs for the protocol. One writer and
 /// one reader at a time.
 ///
-/// `repr(C)`: the three counters (24 bytes) come first, so an owner can place them at the
-/// end of a cache line it reads anyway and start the slots on the next line
-/// ([`SLOTS_OFFSET`](Self::SLOTS_OFFSET)).
+/// `repr(C)`: the two counters (16 bytes) come first, so an owner can place them in a cache
+/// line it reads anyway ([`SLOTS_OFFSET`](Self::SLOTS_OFFSET) says where the slots start).
+///
+/// The reader's cursor is not part of the log: the reader keeps one `u64` per log, starting
+/// at 0, and passes it to [`read_new`](Self::read_new) and [`resync`](Self::resync).
 #[repr(C)]
 pub struct SampleLog<const N: usize = CAPACITY> {
     begun: AtomicU64,
     published: AtomicU64,
-    /// The reader's cursor. Atomic only so the log is `Sync`: one thread at a time uses it.
-    read: AtomicU64,
     slots: [AtomicU32; N],
 }
 
@@ -85,7 +88,6 @@ impl<const N: usize> std::fmt::Debug for SampleLog<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SampleLog")
             .field("published", &self.published.load(Relaxed))
-            .field("read", &self.read.load(Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -106,7 +108,6 @@ impl<const N: usize> SampleLog<N> {
         SampleLog {
             begun: AtomicU64::new(0),
             published: AtomicU64::new(0),
-            read: AtomicU64::new(0),
             slots: std::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
@@ -145,13 +146,17 @@ impl<const N: usize> SampleLog<N> {
         self.published.store(k.wrapping_add(1), Release);
     }
 
-    /// Calls `f(series, bucket, n)` for every entry published since the last successful read, then
-    /// moves the cursor past them. On `Err(Lapped)` the cursor stays, and `f` may already have
-    /// been called with entries that must be thrown away. Only the log's single reader may
-    /// call this.
+    /// Calls `f(series, bucket, n)` for every entry published after `cursor`, then moves
+    /// `cursor` past them. On `Err(Lapped)` the cursor stays, and `f` may already have been
+    /// called with entries that must be thrown away. Only the log's single reader may call
+    /// this, with its own cursor for this log.
     #[inline]
-    pub fn read_new(&self, mut f: impl FnMut(usize, usize, u64)) -> Result<(), Lapped> {
-        let from = self.read.load(Relaxed);
+    pub fn read_new(
+        &self,
+        cursor: &mut u64,
+        mut f: impl FnMut(usize, usize, u64),
+    ) -> Result<(), Lapped> {
+        let from = *cursor;
         let to = self.published.load(Acquire);
         let new = to.wrapping_sub(from);
         if new == 0 {
@@ -174,30 +179,22 @@ impl<const N: usize> SampleLog<N> {
         if self.begun.load(Relaxed).wrapping_sub(from) > N as u64 {
             return Err(Lapped);
         }
-        self.read.store(to, Relaxed);
+        *cursor = to;
         Ok(())
     }
 
-    /// Moves the cursor to the last published entry, after the reader took a window from the
+    /// Moves `cursor` to the last published entry, after the reader took a window from the
     /// full histograms instead ([`Lapped`]). Records published between that merge and this
     /// call are in neither window; the full merge after the next lap counts them.
     #[inline]
-    pub fn resync(&self) {
-        self.read.store(self.published.load(Acquire), Relaxed);
+    pub fn resync(&self, cursor: &mut u64) {
+        *cursor = self.published.load(Acquire);
     }
 
-    /// The reader's cursor: entries before it have been read or skipped.
+    /// Entries published after `cursor`.
     #[inline]
-    pub fn read_cursor(&self) -> u64 {
-        self.read.load(Relaxed)
-    }
-
-    /// Entries published since the last read (the reader's view).
-    #[inline]
-    pub fn unread(&self) -> u64 {
-        self.published
-            .load(Acquire)
-            .wrapping_sub(self.read.load(Relaxed))
+    pub fn unread(&self, cursor: u64) -> u64 {
+        self.published.load(Acquire).wrapping_sub(cursor)
     }
 }
 
@@ -205,27 +202,32 @@ impl<const N: usize> SampleLog<N> {
 mod tests {
     use super::*;
 
-    fn drain<const N: usize>(log: &SampleLog<N>) -> Result<Vec<(usize, usize, u64)>, Lapped> {
+    fn drain<const N: usize>(
+        log: &SampleLog<N>,
+        cursor: &mut u64,
+    ) -> Result<Vec<(usize, usize, u64)>, Lapped> {
         let mut v = Vec::new();
-        log.read_new(|s, i, n| v.push((s, i, n))).map(|()| v)
+        log.read_new(cursor, |s, i, n| v.push((s, i, n)))
+            .map(|()| v)
     }
 
     #[test]
     fn reads_what_was_pushed_since_the_last_read_in_order() {
         let log = SampleLog::<4>::new();
-        assert_eq!(drain(&log), Ok(vec![]));
+        let mut c = 0u64;
+        assert_eq!(drain(&log, &mut c), Ok(vec![]));
         log.push(0, 3, 1);
         log.push(1, 7, 2);
-        assert_eq!(log.unread(), 2);
-        assert_eq!(drain(&log), Ok(vec![(0, 3, 1), (1, 7, 2)]));
-        assert_eq!(log.unread(), 0);
-        assert_eq!(drain(&log), Ok(vec![]));
+        assert_eq!(log.unread(c), 2);
+        assert_eq!(drain(&log, &mut c), Ok(vec![(0, 3, 1), (1, 7, 2)]));
+        assert_eq!(log.unread(c), 0);
+        assert_eq!(drain(&log, &mut c), Ok(vec![]));
         for i in 0..4 {
             log.push(i % 2, 206 + i, 1);
         }
         // Exactly full: still readable, wrapping round the slots.
         assert_eq!(
-            drain(&log),
+            drain(&log, &mut c),
             Ok(vec![(0, 206, 1), (1, 207, 1), (0, 208, 1), (1, 209, 1)])
         );
     }
@@ -233,41 +235,45 @@ mod tests {
     #[test]
     fn a_lapped_ring_is_reported_and_resync_moves_past_it() {
         let log = SampleLog::<4>::new();
+        let mut c = 0u64;
         for i in 0..5 {
             log.push(0, i, 1);
         }
-        assert_eq!(drain(&log), Err(Lapped));
+        assert_eq!(drain(&log, &mut c), Err(Lapped));
         // The cursor did not move: still lapped.
-        assert_eq!(drain(&log), Err(Lapped));
-        log.resync();
-        assert_eq!(drain(&log), Ok(vec![]));
+        assert_eq!(drain(&log, &mut c), Err(Lapped));
+        log.resync(&mut c);
+        assert_eq!(drain(&log, &mut c), Ok(vec![]));
         log.push(1, 9, 1);
-        assert_eq!(drain(&log), Ok(vec![(1, 9, 1)]));
+        assert_eq!(drain(&log, &mut c), Ok(vec![(1, 9, 1)]));
     }
 
     #[test]
     fn large_multiplicities_split_over_entries() {
         let log = SampleLog::<4>::new();
+        let mut c = 0u64;
         log.push(1, 209, MAX_N * 2 + 5);
         assert_eq!(
-            drain(&log),
+            drain(&log, &mut c),
             Ok(vec![(1, 209, MAX_N), (1, 209, MAX_N), (1, 209, 5)])
         );
         log.push(0, 1, 0);
-        assert_eq!(log.unread(), 0, "n = 0 writes nothing");
+        assert_eq!(log.unread(c), 0, "n = 0 writes nothing");
     }
 
     #[test]
     fn a_concurrent_writer_never_yields_a_wrong_entry() {
-        // The writer pushes series k % 2, bucket k % 200 for its k-th entry, in chunks of 1..=12 (the ring
-        // holds 8); after every other chunk it waits until the reader has caught up, so reads
-        // both succeed and lap. Every successful read must return exactly the entries after
-        // the cursor, in order.
+        // The writer pushes series k % 2, bucket k % 200 for its k-th entry, in chunks of
+        // 1..=12 (the ring holds 8); after every other chunk it waits until the reader has
+        // caught up (the reader mirrors its cursor into `seen`), so reads both succeed and
+        // lap. Every successful read must return exactly the entries after the cursor, in
+        // order.
         use std::sync::Arc;
         let log = Arc::new(SampleLog::<8>::new());
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let total = 100_000u64;
         let w = {
-            let log = Arc::clone(&log);
+            let (log, seen) = (Arc::clone(&log), Arc::clone(&seen));
             std::thread::spawn(move || {
                 let (mut k, mut chunk) = (0u64, 0u64);
                 while k < total {
@@ -277,7 +283,7 @@ mod tests {
                         k += 1;
                     }
                     if chunk % 2 == 0 {
-                        while log.read.load(Relaxed) != k {
+                        while seen.load(std::sync::atomic::Ordering::Acquire) != k {
                             std::hint::spin_loop();
                         }
                     }
@@ -285,10 +291,10 @@ mod tests {
                 }
             })
         };
-        let (mut next, mut entries_read) = (0u64, 0u64);
+        let (mut next, mut entries_read, mut cursor) = (0u64, 0u64, 0u64);
         while next < total {
             let mut got = Vec::new();
-            match log.read_new(|s, i, n| got.push((s, i, n))) {
+            match log.read_new(&mut cursor, |s, i, n| got.push((s, i, n))) {
                 Ok(()) => {
                     for e in got {
                         let want = ((next % 2) as usize, (next % 200) as usize, 1);
@@ -298,10 +304,11 @@ mod tests {
                     }
                 }
                 Err(Lapped) => {
-                    log.resync();
-                    next = log.read_cursor();
+                    log.resync(&mut cursor);
+                    next = cursor;
                 }
             }
+            seen.store(cursor, std::sync::atomic::Ordering::Release);
         }
         w.join().unwrap();
         assert_eq!(next, total);

@@ -46,8 +46,8 @@ pub(crate) struct WorkerShard {
     /// CPU-or-blocking probes of sampled tasks (see `cpu_probe`).
     pub(crate) probe: crate::cpu_probe::ProbeCounters,
     /// The recent records of `wait` (series [`WAIT`]) and `run` (series [`RUN`]), which the
-    /// tick folds into its window (see `sample_log`). Its three counters end line 1; its
-    /// slots start line 2.
+    /// tick folds into its window (see `sample_log`). Its two counters and first two slots
+    /// end line 1.
     pub(crate) log: SampleLog,
     /// When to probe (the worker's own state, never read by a tick).
     pub(crate) prober: crate::cpu_probe::Prober,
@@ -105,11 +105,13 @@ pub(crate) struct ShardTotals {
     pub(crate) probe: crate::cpu_probe::ProbeTotals,
 }
 
-/// All shards ever handed out, plus the free list.
+/// All shards ever handed out, plus the free list, and the tick's read cursor into each
+/// shard's sample log (kept here, on the reader's side, not in the shard's lines).
 #[derive(Default)]
 pub(crate) struct ShardTable {
     all: Vec<Arc<CachePadded<WorkerShard>>>,
     free: Vec<usize>,
+    cursors: Vec<u64>,
 }
 
 impl ShardTable {
@@ -120,6 +122,7 @@ impl ShardTable {
         }
         let s = Arc::new(CachePadded::new(WorkerShard::default()));
         self.all.push(Arc::clone(&s));
+        self.cursors.push(0);
         (self.all.len() - 1, s)
     }
 
@@ -138,23 +141,55 @@ impl ShardTable {
     pub(crate) fn totals(&self, now_ns: u64) -> ShardTotals {
         let mut t = ShardTotals::default();
         for s in &self.all {
-            t.completed += s.completed.load(Relaxed);
-            t.panicked += s.panicked.load(Relaxed);
-            let since = s.busy_since.load(Relaxed);
-            t.busy_ns += s.busy_ns.load(Relaxed);
-            if since != 0 {
-                t.busy += 1;
-                t.busy_ns += now_ns.saturating_sub(since);
-            }
-            t.taken += s.taken.load(Relaxed);
-            t.idle_entries += s.idle_entries.load(Relaxed);
-            t.wait_ns = t.wait_ns.wrapping_add(s.wait_ns.load(Relaxed));
-            t.wait_samples += s.wait_samples.load(Relaxed);
-            t.run_ns = t.run_ns.wrapping_add(s.run_ns.load(Relaxed));
-            t.run_samples += s.run_samples.load(Relaxed);
-            t.probe.add(&s.probe);
+            t.add(s, now_ns);
         }
         t
+    }
+
+    /// Moves every log cursor to its log's last published entry (see
+    /// [`SampleLog::resync`]).
+    pub(crate) fn resync_logs(&mut self) {
+        for (s, cursor) in self.all.iter().zip(&mut self.cursors) {
+            s.log.resync(cursor);
+        }
+    }
+
+    /// [`totals`](Self::totals), calling `then` on each shard and its log cursor right after
+    /// its counters are read (while its lines are in this core's cache).
+    #[inline]
+    pub(crate) fn totals_with(
+        &mut self,
+        now_ns: u64,
+        mut then: impl FnMut(&WorkerShard, &mut u64),
+    ) -> ShardTotals {
+        let mut t = ShardTotals::default();
+        for (s, cursor) in self.all.iter().zip(&mut self.cursors) {
+            t.add(s, now_ns);
+            then(s, cursor);
+        }
+        t
+    }
+}
+
+impl ShardTotals {
+    /// Adds one shard's counters; `now_ns` closes a busy period still in progress.
+    #[inline]
+    fn add(&mut self, s: &WorkerShard, now_ns: u64) {
+        self.completed += s.completed.load(Relaxed);
+        self.panicked += s.panicked.load(Relaxed);
+        let since = s.busy_since.load(Relaxed);
+        self.busy_ns += s.busy_ns.load(Relaxed);
+        if since != 0 {
+            self.busy += 1;
+            self.busy_ns += now_ns.saturating_sub(since);
+        }
+        self.taken += s.taken.load(Relaxed);
+        self.idle_entries += s.idle_entries.load(Relaxed);
+        self.wait_ns = self.wait_ns.wrapping_add(s.wait_ns.load(Relaxed));
+        self.wait_samples += s.wait_samples.load(Relaxed);
+        self.run_ns = self.run_ns.wrapping_add(s.run_ns.load(Relaxed));
+        self.run_samples += s.run_samples.load(Relaxed);
+        self.probe.add(&s.probe);
     }
 }
 
@@ -166,14 +201,15 @@ mod tests {
     #[test]
     fn a_tick_reads_two_lines_then_the_log_slots_from_the_third() {
         // Line 0: eight counters; line 1: the sums, the probe counters and the log's
-        // counters; the log's slots start line 2.
+        // counters.
         assert_eq!(offset_of!(WorkerShard, run_samples), 56);
         assert_eq!(offset_of!(WorkerShard, wait_ns), 64);
         assert_eq!(offset_of!(WorkerShard, probe), 80);
         assert_eq!(offset_of!(WorkerShard, log), 104);
+        // The log's counters end line 1 (slots 0 and 1 share it); the other slots follow.
         assert_eq!(
             offset_of!(WorkerShard, log) + crate::sample_log::SampleLog::<1>::SLOTS_OFFSET,
-            128
+            120
         );
     }
 
@@ -184,7 +220,7 @@ mod tests {
         s.record_run(2_000_000, 3);
         let mut got = Vec::new();
         s.log
-            .read_new(|series, i, n| got.push((series, i, n)))
+            .read_new(&mut 0, |series, i, n| got.push((series, i, n)))
             .unwrap();
         use crate::histogram::bucket_index;
         assert_eq!(

@@ -897,19 +897,22 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        self.stats_with(self.shard_totals())
+        self.stats_with(self.shard_totals(), None)
     }
 
-    /// [`Shared::stats`] from shard totals already read (a window just closed read them).
-    pub(crate) fn stats_with(&self, t: ShardTotals) -> Stats {
+    /// [`Shared::stats`] from shard totals already read (a window just closed read them),
+    /// and optionally the live, idle and queued counts it read.
+    pub(crate) fn stats_with(&self, t: ShardTotals, seen: Option<(usize, usize, usize)>) -> Stats {
         let (submitted, rejected_full, rejected_shutdown) = self.gate.sums();
-        let live = self.live.load(Acquire);
-        let idle = self.sleepers.idle().min(live);
+        let (live, idle, queued) = seen.unwrap_or_else(|| {
+            let live = self.live.load(Acquire);
+            (live, self.sleepers.idle().min(live), self.rx.len())
+        });
         Stats {
             live,
             idle,
             busy: t.busy,
-            queued: self.rx.len(),
+            queued,
             submitted,
             completed: t.completed,
             rejected: rejected_full + rejected_shutdown,

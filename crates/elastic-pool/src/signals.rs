@@ -271,58 +271,54 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         // many entries as samples arrived (see sample_log.rs). If a worker recorded more than
         // that since the last window, its log was overrun and the window comes from merging
         // every shard's full histogram instead (the cumulative snapshots are kept in step on
-        // both paths for exactly that case). Nothing at all is read for a quiet window.
+        // both paths for exactly that case).
         let mut merged = false;
         let t = {
-            let table = lock(self.shards_table());
-            let t = table.totals(now_ns);
-            let quiet = st.last_ns != 0
-                && t.wait_samples == st.prev.wait_samples
-                && t.run_samples == st.prev.run_samples;
+            let mut table = lock(self.shards_table());
             // Zero the last window's buckets (the others are zero already).
             let [rw, rr] = std::mem::replace(&mut st.win_range, [0..0, 0..0]);
             st.win_wait.clear_within(rw);
             st.win_run.clear_within(rr);
-            if !quiet {
-                // Indexed by series: shard::WAIT = 0, shard::RUN = 1.
-                let mut win = [&mut *st.win_wait, &mut *st.win_run];
-                let mut used = [(BUCKETS, 0); 2];
-                let from_logs = table.shards().all(|s| {
-                    s.log
-                        .read_new(|series, i, n| {
+            // One pass: each shard's counters, then its new log entries (the log's counters
+            // share the line just read; a quiet shard costs nothing more).
+            // Indexed by series: shard::WAIT = 0, shard::RUN = 1.
+            let mut win = [&mut *st.win_wait, &mut *st.win_run];
+            let mut used = [(BUCKETS, 0); 2];
+            let mut lapped = false;
+            let t = table.totals_with(now_ns, |s, cursor| {
+                lapped = lapped
+                    || s.log
+                        .read_new(cursor, |series, i, n| {
                             win[series].add_to_bucket(i, n);
                             let (lo, hi) = &mut used[series];
                             *lo = (*lo).min(i);
                             *hi = (*hi).max(i + 1);
                         })
-                        .is_ok()
-                });
-                if from_logs {
-                    st.win_range = used.map(|(lo, hi)| lo.min(hi)..hi);
-                    st.win_wait
-                        .set_sum(t.wait_ns.saturating_sub(st.prev_wait.sum_ns()));
-                    st.win_run
-                        .set_sum(t.run_ns.saturating_sub(st.prev_run.sum_ns()));
-                    st.prev_wait
-                        .merge_within(&st.win_wait, st.win_range[0].clone());
-                    st.prev_run
-                        .merge_within(&st.win_run, st.win_range[1].clone());
-                } else {
-                    // delta_into below writes every bucket, over whatever the fold added.
-                    merged = true;
-                    st.win_range = [0..BUCKETS, 0..BUCKETS];
-                    st.cum_wait.clear();
-                    st.cum_run.clear();
-                    st.cum_wait.add_histograms(table.shards().map(|s| &s.wait));
-                    st.cum_run.add_histograms(table.shards().map(|s| &s.run));
-                    for s in table.shards() {
-                        s.log.resync();
-                    }
-                    st.cum_wait.delta_into(&st.prev_wait, &mut st.win_wait);
-                    st.cum_run.delta_into(&st.prev_run, &mut st.win_run);
-                    std::mem::swap(&mut st.prev_wait, &mut st.cum_wait);
-                    std::mem::swap(&mut st.prev_run, &mut st.cum_run);
-                }
+                        .is_err();
+            });
+            if !lapped {
+                st.win_range = used.map(|(lo, hi)| lo.min(hi)..hi);
+                st.win_wait
+                    .set_sum(t.wait_ns.saturating_sub(st.prev_wait.sum_ns()));
+                st.win_run
+                    .set_sum(t.run_ns.saturating_sub(st.prev_run.sum_ns()));
+                st.prev_wait
+                    .merge_within(&st.win_wait, st.win_range[0].clone());
+                st.prev_run
+                    .merge_within(&st.win_run, st.win_range[1].clone());
+            } else {
+                // delta_into below writes every bucket, over whatever the fold added.
+                merged = true;
+                st.win_range = [0..BUCKETS, 0..BUCKETS];
+                st.cum_wait.clear();
+                st.cum_run.clear();
+                st.cum_wait.add_histograms(table.shards().map(|s| &s.wait));
+                st.cum_run.add_histograms(table.shards().map(|s| &s.run));
+                table.resync_logs();
+                st.cum_wait.delta_into(&st.prev_wait, &mut st.win_wait);
+                st.cum_run.delta_into(&st.prev_run, &mut st.win_run);
+                std::mem::swap(&mut st.prev_wait, &mut st.cum_wait);
+                std::mem::swap(&mut st.prev_run, &mut st.cum_run);
             }
             drop(table);
             t
@@ -456,8 +452,12 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         } else {
             let now = self.clock.now_ns();
             let w = self.close_window(&mut st, now);
-            // The exact totals as the window saw them, without summing the shards again.
-            (w, self.stats_with(st.totals))
+            // The exact totals as the window saw them, without reading the shards and the
+            // contended pool counters again.
+            (
+                w,
+                self.stats_with(st.totals, Some((w.live, w.idle, w.queue_depth))),
+            )
         };
         Metrics {
             window,

@@ -33,10 +33,10 @@ fn model(writes: u64) {
                 }
             })
         };
-        let mut next = 0u64;
+        let (mut next, mut cursor) = (0u64, 0u64);
         for _ in 0..2 {
             let mut got = Vec::new();
-            match log.read_new(|s, i, n| got.push((s, i, n))) {
+            match log.read_new(&mut cursor, |s, i, n| got.push((s, i, n))) {
                 Ok(()) => {
                     for e in got {
                         assert_eq!(e, entry(next), "accepted a wrong entry");
@@ -45,8 +45,8 @@ fn model(writes: u64) {
                 }
                 Err(Lapped) => {
                     let before = next;
-                    log.resync();
-                    next = log.read_cursor();
+                    log.resync(&mut cursor);
+                    next = cursor;
                     assert!(next >= before, "the cursor went backwards");
                 }
             }
@@ -54,7 +54,10 @@ fn model(writes: u64) {
         w.join().unwrap();
         // After the writer is done, one more read returns the rest (or reports a lap).
         let mut got = Vec::new();
-        if log.read_new(|s, i, n| got.push((s, i, n))).is_ok() {
+        if log
+            .read_new(&mut cursor, |s, i, n| got.push((s, i, n)))
+            .is_ok()
+        {
             for e in got {
                 assert_eq!(e, entry(next), "accepted a wrong entry at the end");
                 next += 1;
