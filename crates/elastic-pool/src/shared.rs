@@ -735,8 +735,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             return false;
         }
         let live = self.live.load(Acquire);
-        let covered = self.sleepers.idle() + self.starting.load(Acquire);
-        let uncovered = self.rx.len().saturating_sub(covered);
+        let uncovered = self.rx.len().saturating_sub(self.covering());
         live < self.target.load(Relaxed) || uncovered >= self.burst_queue.load(Relaxed)
     }
 
@@ -753,8 +752,14 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         if self.draining.load(Relaxed) {
             return live == 0;
         }
-        live < self.ceiling.load(Relaxed)
-            && queued > self.sleepers.idle() + self.starting.load(Acquire)
+        live < self.ceiling.load(Relaxed) && queued > self.covering()
+    }
+
+    /// Workers that will take a queued task without a new thread: parked, starting, or
+    /// woken and not yet running (on a busy machine a wake-up can wait milliseconds for a
+    /// core; a thread started then would wait for one too).
+    fn covering(&self) -> usize {
+        self.sleepers.idle() + self.sleepers.waking() + self.starting.load(Acquire)
     }
 
     // ----- resize ------------------------------------------------------------------------

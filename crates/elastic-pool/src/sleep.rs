@@ -86,6 +86,11 @@ impl Sleeper {
 pub struct Sleepers {
     stack: Mutex<Vec<Arc<Sleeper>>>,
     idle: AtomicUsize,
+    /// Workers popped to look at the queue that have not yet resumed: a wake-up the OS has
+    /// not yet scheduled. Growth counts them as covering queued tasks (a burst of wake-ups
+    /// on a busy machine is not a reason to start threads). Metadata, not part of the wake
+    /// protocol, so it bypasses loom.
+    waking: std::sync::atomic::AtomicUsize,
 }
 
 impl Sleepers {
@@ -97,6 +102,20 @@ impl Sleepers {
     /// Number of parked workers (a snapshot).
     pub fn idle(&self) -> usize {
         self.idle.load(Ordering::Relaxed)
+    }
+
+    /// Number of workers woken to look at the queue that have not resumed yet (a snapshot).
+    pub fn waking(&self) -> usize {
+        self.waking.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Passes a consumed wake reason through, counting a consumed `Notified` off `waking`.
+    fn consumed(&self, w: Option<Wake>) -> Option<Wake> {
+        if w == Some(Wake::Notified) {
+            self.waking
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        w
     }
 
     /// Called by a submitter right after it enqueued a task: wakes the most recently parked
@@ -129,6 +148,8 @@ impl Sleepers {
             if let Some(s) = &popped {
                 s.state.swap(NOTIFIED, Ordering::Release);
                 self.idle.fetch_sub(1, Ordering::Relaxed);
+                self.waking
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             popped
         };
@@ -149,6 +170,8 @@ impl Sleepers {
                 s.state.swap(NOTIFIED, Ordering::Release);
             }
             self.idle.store(0, Ordering::Relaxed);
+            self.waking
+                .fetch_add(stack.len(), std::sync::atomic::Ordering::Relaxed);
             std::mem::take(&mut *stack)
         };
         for s in popped {
@@ -224,7 +247,7 @@ impl Sleepers {
             self.idle.fetch_sub(1, Ordering::Relaxed);
             None
         } else {
-            me.take()
+            self.consumed(me.take())
         }
     }
 
@@ -245,7 +268,7 @@ impl Sleepers {
                     std::thread::park_timeout(d - now);
                 }
             }
-            if let Some(w) = me.take() {
+            if let Some(w) = self.consumed(me.take()) {
                 return w;
             }
             // Spurious, a stale token, or the deadline: loop and look again.
@@ -257,10 +280,42 @@ impl Sleepers {
     #[cfg(loom)]
     pub fn wait(&self, me: &Arc<Sleeper>, _deadline: Option<std::time::Instant>) -> Wake {
         loop {
-            if let Some(w) = me.take() {
+            if let Some(w) = self.consumed(me.take()) {
                 return w;
             }
             crate::sync::thread::park();
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_popped_worker_counts_as_waking_until_it_takes_its_wake() {
+        let s = Sleepers::new();
+        let me = Sleeper::for_current_thread();
+        s.register(&me);
+        assert_eq!((s.idle(), s.waking()), (1, 0));
+        assert!(s.notify_one());
+        assert_eq!((s.idle(), s.waking()), (0, 1));
+        // The unpark token is already set, so this returns at once.
+        assert_eq!(s.wait(&me, None), Wake::Notified);
+        assert_eq!(s.waking(), 0);
+
+        // Popped while it was about to cancel (it had found work itself).
+        s.register(&me);
+        assert!(s.notify_one());
+        assert_eq!(s.waking(), 1);
+        assert_eq!(s.cancel(&me), Some(Wake::Notified));
+        assert_eq!(s.waking(), 0);
+
+        // Asked to retire: not a wake-up that covers a task.
+        s.register(&me);
+        assert_eq!(s.retire_coldest(1), 1);
+        assert_eq!(s.waking(), 0);
+        assert_eq!(s.wait(&me, None), Wake::Retire);
+        assert_eq!(s.waking(), 0);
     }
 }
