@@ -16,8 +16,10 @@
 //!   time spent inside the submit calls.
 //! - `grow`: build + submit until 256 tasks are running at once.
 //! - `idle-cpu`, `idle-wakeups`: 64 idle workers and the control thread for 5 s.
-//! - `signals-record-1t`, `signals-record-2t`, `signals-p99`, `signals-tick`: the signal path
-//!   (as `benches/signals.rs` and `examples/tick_cost.rs`).
+//! - `signals-record-1t`, `signals-record-log`, `signals-record-2t`, `signals-p99`,
+//!   `signals-tick`, `signals-window`, `signals-tick-quiet`: the signal path (as
+//!   `benches/signals.rs` and `examples/tick_cost.rs`); `signals-window` is the signal read
+//!   alone (`metrics()` on a fixed pool of 64 closing a window).
 //! - `memory-worker`, `memory-metrics-fixed`, `memory-metrics-worker`: resident bytes per
 //!   idle worker (two pools of 64 and 128 workers alive at once; the difference prices a
 //!   worker), and the metric state's size.
@@ -1379,9 +1381,11 @@ fn memory(quick: bool) -> Vec<Scenario> {
     }
     // The metric state, by construction (signals.rs `SignalState`: six boxed snapshots —
     // cumulative, previous and window for wait and run — and per worker shard two
-    // histograms, wait and run).
+    // histograms, wait and run, and the sample log beside them; plus the tick's cursor).
     let fixed = 6 * std::mem::size_of::<Snapshot>();
-    let worker = 2 * std::mem::size_of::<Histogram>();
+    let worker = 2 * std::mem::size_of::<Histogram>()
+        + std::mem::size_of::<elastic_pool::sample_log::SampleLog>()
+        + std::mem::size_of::<u64>();
     vec![
         scenario(
             "memory-worker",

@@ -11,13 +11,15 @@
 //! buckets in all. The index is pure bit arithmetic (a clamp, `leading_zeros`, a shift and an
 //! add), with no search or loop.
 //!
-//! Why these numbers: the control thread merges up to 64 per-worker shards every tick within a
-//! budget of about 5 µs, and a merge costs one relaxed load and one add per bucket it reads, so
-//! the bucket count bounds the cost. (Each histogram also keeps a bitmap of the buckets it has
-//! ever recorded into, and merges read only those: a shard's values usually span a few octaves,
-//! a few dozen of the 210 buckets.) Three sub-bucket bits keep the reported quantile within 1/16 of the
-//! true value (see [`Snapshot::quantile`]), which is finer than the run-to-run noise of a
-//! 500 ms window's p99; four bits would double the merge cost for a 3% gain.
+//! Why these numbers: a merge of shards costs one relaxed load and one add per bucket it reads,
+//! so the bucket count bounds it. (Each histogram also keeps a bitmap of the buckets it has
+//! ever recorded into, and merges read only those: a shard's values usually span a few
+//! octaves, a few dozen of the 210 buckets.) The pool's control tick usually avoids the merge
+//! altogether: it folds each worker's [`SampleLog`](crate::sample_log::SampleLog) of recent
+//! records into the window and merges only when a log has been outrun. Three sub-bucket bits
+//! keep the reported quantile within 1/16 of the true value (see [`Snapshot::quantile`]), which
+//! is finer than the run-to-run noise of a 500 ms window's p99; four bits would double the
+//! merge cost for a 3% gain.
 //!
 //! A [`Histogram`] is written by any number of threads with relaxed atomics only. The control
 //! thread reads it into a plain [`Snapshot`] (a caller-owned buffer, so nothing allocates), takes

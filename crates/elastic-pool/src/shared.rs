@@ -9,7 +9,8 @@
 //! * **Growth is lazy and never happens on the submit path.** After a push, a submitter wakes
 //!   one parked worker; if none is parked and `live < ceiling`, it raises `spawn_pending` and
 //!   kicks the control thread (one flag swap; at most one kick until it is served). The
-//!   control thread starts workers while `queued > idle + starting` (the *uncovered* tasks)
+//!   control thread starts workers while `queued > idle + waking + starting` (the
+//!   *uncovered* tasks; `waking` are workers popped to run a task that have not resumed yet)
 //!   and `live < ceiling`, or while `live < min`. Thread creation (~50 µs) therefore costs
 //!   the submitter nothing, and no lock that a submitter takes is held while a thread starts.
 //! * **With an autoscaler, growth above the target is for bursts.** Up to the target, workers

@@ -1,12 +1,15 @@
-//! Per-window signals: merge the worker shards, take the delta since the last window,
-//! compute quantiles, rates and utilisation, and smooth them.
+//! Per-window signals: fold the workers' sample logs (or merge the shards), take the delta
+//! since the last window, compute quantiles, rates and utilisation, and smooth them.
 //!
 //! An autoscaler needs the *recent* distribution, not the one since start: after a single
-//! spike a cumulative p99 would stay high for ever. So each window is the difference of two
-//! cumulative snapshots (the shards only ever count up), and everything reported comes from
-//! that difference. The state lives behind one mutex that only the control thread (or a
-//! caller of [`Pool::metrics`](crate::Pool::metrics) on a pool without a control tick) takes,
-//! and a window is computed without allocating.
+//! spike a cumulative p99 would stay high for ever. So each window holds only the records made
+//! since the previous one: usually the entries each worker's sample log gained (see
+//! `sample_log.rs`), otherwise — when a worker recorded more than its log holds — the
+//! difference of two cumulative merges of the shards (which only ever count up); the previous
+//! cumulative snapshot is kept in step on both paths. Everything reported comes from the
+//! window. The state lives behind one mutex that only the control thread (or a caller of
+//! [`Pool::metrics`](crate::Pool::metrics) on a pool without a control tick) takes, and a window
+//! is computed without allocating.
 
 use crate::ewma::{Ewma, PeakEwma};
 use crate::histogram::{Snapshot, BUCKETS};
