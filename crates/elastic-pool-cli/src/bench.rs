@@ -1115,6 +1115,27 @@ fn values(n: usize, seed: u64) -> Vec<u64> {
         .collect()
 }
 
+/// Median µs of `op` over `rounds` rounds, each timed right after 128 tasks of 20 µs ran on
+/// `pool` (with every task sampled, about two fresh samples per worker of a 64-worker pool).
+fn median_after_fresh_samples<T>(pool: &Pool, rounds: usize, op: impl Fn() -> T) -> f64 {
+    let mut v = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let target = pool.stats().completed + 128;
+        for _ in 0..128 {
+            pool.execute(|| std::thread::sleep(Duration::from_micros(20)))
+                .unwrap();
+        }
+        while pool.stats().completed < target {
+            std::thread::yield_now();
+        }
+        let t = Instant::now();
+        black_box(op());
+        v.push(t.elapsed().as_nanos() as f64 / 1e3);
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn signals(quick: bool) -> Vec<Scenario> {
     const MASK: usize = 1023;
     let (rounds, records, ticks) = if quick {
@@ -1217,41 +1238,12 @@ fn signals(quick: bool) -> Vec<Scenario> {
         }
         p99.push(t.elapsed().as_nanos() as f64 / n as f64);
 
-        // Whole ticks after every worker recorded fresh samples (the full merge path).
-        let mut v = Vec::with_capacity(ticks);
-        for _ in 0..ticks {
-            let target = pool.stats().completed + 128;
-            for _ in 0..128 {
-                pool.execute(|| std::thread::sleep(Duration::from_micros(20)))
-                    .unwrap();
-            }
-            while pool.stats().completed < target {
-                std::thread::yield_now();
-            }
-            let t = Instant::now();
-            black_box(pool.tick_now());
-            v.push(t.elapsed().as_nanos() as f64 / 1e3);
-        }
-        v.sort_by(f64::total_cmp);
-        tick.push(v[v.len() / 2]);
-        // The signal read alone, after the same fresh samples.
-        let mut v = Vec::with_capacity(ticks);
-        for _ in 0..ticks {
-            let target = fixed.stats().completed + 128;
-            for _ in 0..128 {
-                fixed
-                    .execute(|| std::thread::sleep(Duration::from_micros(20)))
-                    .unwrap();
-            }
-            while fixed.stats().completed < target {
-                std::thread::yield_now();
-            }
-            let t = Instant::now();
-            black_box(fixed.metrics());
-            v.push(t.elapsed().as_nanos() as f64 / 1e3);
-        }
-        v.sort_by(f64::total_cmp);
-        read.push(v[v.len() / 2]);
+        // Whole ticks after every worker recorded fresh samples, and the signal read alone
+        // (`metrics()` on the fixed pool) after the same.
+        tick.push(median_after_fresh_samples(&pool, ticks, || pool.tick_now()));
+        read.push(median_after_fresh_samples(&fixed, ticks, || {
+            fixed.metrics()
+        }));
         // And quiet ticks (nothing ran since the last one).
         let mut v: Vec<f64> = (0..ticks)
             .map(|_| {
