@@ -39,7 +39,7 @@
 //! `published ≥ j + 1` orders entry `j`'s write before the slot load. `tests/loom_sample_log.rs`
 //! checks this with a ring of two slots.
 //!
-//! On x86 both fences compile to nothing; the writer pays two plain stores and a load of its
+//! On x86 both fences compile to nothing; the writer pays three plain stores and a load of its
 //! own counter per record.
 //!
 //! [`Histogram`]: crate::histogram::Histogram

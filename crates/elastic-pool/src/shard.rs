@@ -199,7 +199,7 @@ mod tests {
     use std::mem::offset_of;
 
     #[test]
-    fn a_tick_reads_two_lines_then_the_log_slots_from_the_third() {
+    fn what_a_tick_reads_sits_in_the_first_two_lines_and_the_log_slots() {
         // Line 0: eight counters; line 1: the sums, the probe counters and the log's
         // counters.
         assert_eq!(offset_of!(WorkerShard, run_samples), 56);
