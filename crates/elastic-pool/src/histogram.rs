@@ -500,48 +500,54 @@ impl Snapshot {
     /// `qs` (in any order), from one count and one upward scan instead of one count and one
     /// scan per quantile. O(BUCKETS), no allocation.
     pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [Option<u64>; N] {
-        self.quantiles_within(qs, 0..BUCKETS)
+        self.quantiles_in(qs, &BucketSet::all()).0
     }
 
-    /// [`quantiles`](Self::quantiles) for a snapshot whose buckets outside `within` are all
-    /// zero (a window folded from sample logs knows its lowest and highest bucket): counts and
-    /// scans only those buckets.
-    pub(crate) fn quantiles_within<const N: usize>(
+    /// [`quantiles`](Self::quantiles) for a snapshot whose buckets outside `set` are all
+    /// zero (a window folded from sample logs knows which buckets it wrote), and the number
+    /// of records. Reads only those buckets, in increasing order, comparing each running total
+    /// with the next rank still wanted: a sparse window costs a few cache lines, not 27.
+    pub(crate) fn quantiles_in<const N: usize>(
         &self,
         qs: [f64; N],
-        within: Range<usize>,
-    ) -> [Option<u64>; N] {
+        set: &BucketSet,
+    ) -> ([Option<u64>; N], u64) {
         let mut out = [None; N];
-        let counts = &self.counts[within.start.min(BUCKETS)..within.end.min(BUCKETS)];
-        let base = within.start;
-        let n = counts.iter().fold(0u64, |a, &c| a.wrapping_add(c));
+        let n = set.iter().fold(0u64, |a, i| a.wrapping_add(self.counts[i]));
         if n == 0 {
-            return out;
+            return (out, 0);
         }
         let ranks = qs.map(|q| (!q.is_nan()).then(|| rank(q.clamp(0.0, 1.0), n)));
-        let mut pending = ranks.iter().flatten().count();
-        let mut seen = 0u64;
-        for (c, chunk) in counts.chunks(SCAN_CHUNK).enumerate() {
-            if pending == 0 {
-                break;
-            }
-            let total = chunk.iter().fold(0u64, |a, &x| a.wrapping_add(x));
-            let after = seen.saturating_add(total);
-            let crossed =
-                |o: &Option<u64>, r: &Option<u64>| o.is_none() && r.is_some_and(|r| r <= after);
-            if out.iter().zip(&ranks).any(|(o, r)| crossed(o, r)) {
-                let mut s = seen;
-                for (j, &x) in chunk.iter().enumerate() {
-                    s = s.saturating_add(x);
-                    for (o, r) in out.iter_mut().zip(&ranks) {
-                        if o.is_none() && r.is_some_and(|r| r <= s) {
-                            *o = Some(bucket_value(base + c * SCAN_CHUNK + j));
-                            pending -= 1;
+        // Visit the wanted ranks in increasing order (NaN quantiles, `None`, last); callers
+        // usually pass them in order already.
+        let key = |k: usize| ranks[k].unwrap_or(u64::MAX);
+        let mut order: [usize; N] = std::array::from_fn(|k| k);
+        if (1..N).any(|k| key(k - 1) > key(k)) {
+            order.sort_unstable_by_key(|&k| key(k));
+        }
+        let wanted = ranks.iter().flatten().count();
+        let (mut next, mut seen) = (0usize, 0u64);
+        if wanted > 0 {
+            for i in set.iter() {
+                let c = self.counts[i];
+                if c == 0 {
+                    continue;
+                }
+                seen = seen.saturating_add(c);
+                while next < wanted {
+                    let k = order[next];
+                    match ranks[k] {
+                        Some(r) if r <= seen => {
+                            out[k] = Some(bucket_value(i));
+                            next += 1;
                         }
+                        _ => break,
                     }
                 }
+                if next == wanted {
+                    break;
+                }
             }
-            seen = after;
         }
         // Only if the counts wrapped: as `quantile`'s upward scan, the last bucket.
         for (o, r) in out.iter_mut().zip(&ranks) {
@@ -549,28 +555,22 @@ impl Snapshot {
                 *o = Some(bucket_value(BUCKETS - 1));
             }
         }
-        out
+        (out, n)
     }
 
-    /// [`count`](Self::count) over `within` (see [`quantiles_within`](Self::quantiles_within)).
-    pub(crate) fn count_within(&self, within: Range<usize>) -> u64 {
-        self.counts[within.start.min(BUCKETS)..within.end.min(BUCKETS)]
-            .iter()
-            .fold(0u64, |a, &c| a.wrapping_add(c))
-    }
-
-    /// Zeroes the buckets in `within` and the sum: [`clear`](Self::clear) for a snapshot whose
+    /// Zeroes the buckets in `set` and the sum: [`clear`](Self::clear) for a snapshot whose
     /// other buckets are already zero.
-    pub(crate) fn clear_within(&mut self, within: Range<usize>) {
-        self.counts[within.start.min(BUCKETS)..within.end.min(BUCKETS)].fill(0);
+    pub(crate) fn clear_in(&mut self, set: &BucketSet) {
+        for i in set.iter() {
+            self.counts[i] = 0;
+        }
         self.sum = 0;
     }
 
-    /// [`merge`](Self::merge) of an `other` whose buckets outside `within` are zero.
-    pub(crate) fn merge_within(&mut self, other: &Snapshot, within: Range<usize>) {
-        let r = within.start.min(BUCKETS)..within.end.min(BUCKETS);
-        for (c, o) in self.counts[r.clone()].iter_mut().zip(&other.counts[r]) {
-            *c = c.wrapping_add(*o);
+    /// [`merge`](Self::merge) of an `other` whose buckets outside `set` are zero.
+    pub(crate) fn merge_in(&mut self, other: &Snapshot, set: &BucketSet) {
+        for i in set.iter() {
+            self.counts[i] = self.counts[i].wrapping_add(other.counts[i]);
         }
         self.sum = self.sum.wrapping_add(other.sum);
     }
@@ -613,6 +613,61 @@ impl Snapshot {
             end = start;
         }
         0 // only if the counts wrapped
+    }
+}
+
+/// A set of bucket indices, one bit each (32 bytes): the buckets a window wrote into.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BucketSet([u64; TOUCHED_WORDS]);
+
+impl BucketSet {
+    /// Every bucket.
+    pub(crate) fn all() -> Self {
+        let mut s = BucketSet::default();
+        for i in 0..BUCKETS {
+            s.insert(i);
+        }
+        s
+    }
+
+    /// Adds bucket `i` (ignored when out of range).
+    #[inline]
+    pub(crate) fn insert(&mut self, i: usize) {
+        if i < BUCKETS {
+            self.0[i / 64] |= 1 << (i % 64);
+        }
+    }
+
+    /// The buckets in increasing order.
+    #[inline]
+    pub(crate) fn iter(&self) -> BucketSetIter {
+        BucketSetIter {
+            words: self.0,
+            w: 0,
+        }
+    }
+}
+
+/// The buckets of a [`BucketSet`] in increasing order.
+pub(crate) struct BucketSetIter {
+    words: [u64; TOUCHED_WORDS],
+    w: usize,
+}
+
+impl Iterator for BucketSetIter {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.w < TOUCHED_WORDS {
+            let bits = self.words[self.w];
+            if bits != 0 {
+                self.words[self.w] = bits & (bits - 1);
+                return Some(self.w * 64 + bits.trailing_zeros() as usize);
+            }
+            self.w += 1;
+        }
+        None
     }
 }
 
@@ -858,6 +913,41 @@ mod tests {
         for i in 0..BUCKETS {
             assert_eq!(s.bucket_count(i) != 0, want.contains(&i), "bucket {i}");
         }
+    }
+
+    #[test]
+    fn bucket_sets_list_their_buckets_in_order_and_sparse_operations_match_dense_ones() {
+        let mut set = BucketSet::default();
+        for i in [200, 3, 64, 3, 63, 129, BUCKETS, 10_000] {
+            set.insert(i);
+        }
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![3, 63, 64, 129, 200]);
+        assert_eq!(BucketSet::all().iter().count(), BUCKETS);
+
+        // A window written into a few buckets: the sparse quantiles equal the dense ones.
+        let h = Histogram::new();
+        let mut used = BucketSet::default();
+        for (k, v) in [5_000u64, 5_100, 80_000, 2_000_000, 2_000_000, 9_000_000_000]
+            .into_iter()
+            .cycle()
+            .take(600)
+            .enumerate()
+        {
+            h.record(v + k as u64);
+            used.insert(bucket_index(v + k as u64));
+        }
+        let mut w = Snapshot::new();
+        h.snapshot_into(&mut w);
+        let qs = [0.999, 0.5, f64::NAN, 0.0, 1.0, 0.9];
+        assert_eq!(w.quantiles_in(qs, &used), (w.quantiles(qs), 600));
+        assert_eq!(w.quantiles_in(qs, &BucketSet::all()).1, w.count());
+
+        // merge_in and clear_in touch only the set, which is all a sparse window uses.
+        let mut total = Snapshot::new();
+        total.merge_in(&w, &used);
+        assert_eq!(total, w);
+        total.clear_in(&used);
+        assert_eq!(total, Snapshot::new());
     }
 
     #[test]

@@ -12,12 +12,11 @@
 //! is computed without allocating.
 
 use crate::ewma::{Ewma, PeakEwma};
-use crate::histogram::{Snapshot, BUCKETS};
+use crate::histogram::{BucketSet, Snapshot};
 use crate::shard::ShardTotals;
 use crate::shared::{Handler, Shared};
 use crate::stats::Stats;
 use crate::sync::lock_std as lock;
-use std::ops::Range;
 use std::time::Duration;
 
 /// Time constant for the smoothed arrival rate and p99 wait (control.md: τ ≈ 5 s).
@@ -46,12 +45,10 @@ pub struct Quantiles {
 }
 
 impl Quantiles {
-    /// The figures of `s`, whose buckets outside `within` are zero.
-    fn of(s: &Snapshot, samples: u64, within: Range<usize>) -> Self {
-        let [p50, p90, p99, p999] = s
-            .quantiles_within([0.5, 0.9, 0.99, 0.999], within.clone())
-            .map(|v| v.map(Duration::from_nanos));
-        let n = s.count_within(within);
+    /// The figures of `s`, whose buckets outside `set` are zero.
+    fn of(s: &Snapshot, samples: u64, set: &BucketSet) -> Self {
+        let ([p50, p90, p99, p999], n) = s.quantiles_in([0.5, 0.9, 0.99, 0.999], set);
+        let [p50, p90, p99, p999] = [p50, p90, p99, p999].map(|v| v.map(Duration::from_nanos));
         Quantiles {
             samples,
             p50,
@@ -204,7 +201,7 @@ pub(crate) struct SignalState {
     prev_run: Box<Snapshot>,
     win_run: Box<Snapshot>,
     /// The buckets `win_wait` and `win_run` may use; all others are zero.
-    win_range: [Range<usize>; 2],
+    win_used: [BucketSet; 2],
     prev: Counts,
     /// The shard totals the last window read.
     totals: ShardTotals,
@@ -230,7 +227,7 @@ impl SignalState {
             cum_run: Box::default(),
             prev_run: Box::default(),
             win_run: Box::default(),
-            win_range: [0..0, 0..0],
+            win_used: [BucketSet::default(); 2],
             prev: Counts::default(),
             totals: ShardTotals::default(),
             last_ns: 0,
@@ -279,40 +276,36 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         let t = {
             let mut table = lock(self.shards_table());
             // Zero the last window's buckets (the others are zero already).
-            let [rw, rr] = std::mem::replace(&mut st.win_range, [0..0, 0..0]);
-            st.win_wait.clear_within(rw);
-            st.win_run.clear_within(rr);
+            let [uw, ur] = std::mem::take(&mut st.win_used);
+            st.win_wait.clear_in(&uw);
+            st.win_run.clear_in(&ur);
             // One pass: each shard's counters, then its new log entries (the log's counters
             // share the line just read; a quiet shard costs nothing more).
             // Indexed by series: shard::WAIT = 0, shard::RUN = 1.
             let mut win = [&mut *st.win_wait, &mut *st.win_run];
-            let mut used = [(BUCKETS, 0); 2];
+            let mut used = [BucketSet::default(); 2];
             let mut lapped = false;
             let t = table.totals_with(now_ns, |s, cursor| {
                 lapped = lapped
                     || s.log
                         .read_new(cursor, |series, i, n| {
                             win[series].add_to_bucket(i, n);
-                            let (lo, hi) = &mut used[series];
-                            *lo = (*lo).min(i);
-                            *hi = (*hi).max(i + 1);
+                            used[series].insert(i);
                         })
                         .is_err();
             });
             if !lapped {
-                st.win_range = used.map(|(lo, hi)| lo.min(hi)..hi);
+                st.win_used = used;
                 st.win_wait
                     .set_sum(t.wait_ns.saturating_sub(st.prev_wait.sum_ns()));
                 st.win_run
                     .set_sum(t.run_ns.saturating_sub(st.prev_run.sum_ns()));
-                st.prev_wait
-                    .merge_within(&st.win_wait, st.win_range[0].clone());
-                st.prev_run
-                    .merge_within(&st.win_run, st.win_range[1].clone());
+                st.prev_wait.merge_in(&st.win_wait, &st.win_used[0]);
+                st.prev_run.merge_in(&st.win_run, &st.win_used[1]);
             } else {
                 // delta_into below writes every bucket, over whatever the fold added.
                 merged = true;
-                st.win_range = [0..BUCKETS, 0..BUCKETS];
+                st.win_used = [BucketSet::all(); 2];
                 st.cum_wait.clear();
                 st.cum_run.clear();
                 st.cum_wait.add_histograms(table.shards().map(|s| &s.wait));
@@ -407,12 +400,12 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             wait: Quantiles::of(
                 &st.win_wait,
                 now.wait_samples.wrapping_sub(p.wait_samples),
-                st.win_range[0].clone(),
+                &st.win_used[0],
             ),
             service: Quantiles::of(
                 &st.win_run,
                 now.run_samples.wrapping_sub(p.run_samples),
-                st.win_range[1].clone(),
+                &st.win_used[1],
             ),
             queue_depth: self.queue_len(),
             live,
