@@ -233,10 +233,7 @@ impl Histogram {
     /// Records `n` values of `ns` nanoseconds each (the sum grows by `ns·n`, wrapping).
     #[inline]
     pub fn record_n(&self, ns: u64, n: u64) {
-        let i = bucket_index(ns);
-        touch(&self.words, i);
-        self.words[slot(i)].fetch_add(n, Relaxed);
-        self.words[SUM].fetch_add(ns.wrapping_mul(n), Relaxed);
+        self.record_n_in_bucket(ns, n);
     }
 
     /// [`record_n`](Self::record_n) that also returns the bucket it counted into, for a
@@ -622,12 +619,13 @@ pub(crate) struct BucketSet([u64; TOUCHED_WORDS]);
 
 impl BucketSet {
     /// Every bucket.
-    pub(crate) fn all() -> Self {
-        let mut s = BucketSet::default();
-        for i in 0..BUCKETS {
-            s.insert(i);
+    pub(crate) const fn all() -> Self {
+        let mut words = [u64::MAX; TOUCHED_WORDS];
+        // The last word holds only the buckets past the last multiple of 64.
+        if BUCKETS % 64 != 0 {
+            words[TOUCHED_WORDS - 1] = (1 << (BUCKETS % 64)) - 1;
         }
-        s
+        BucketSet(words)
     }
 
     /// Adds bucket `i` (ignored when out of range).
