@@ -509,67 +509,36 @@ impl Snapshot {
         qs: [f64; N],
         set: &BucketSet,
     ) -> ([Option<u64>; N], u64) {
-        let mut out = [None; N];
         let n = set.iter().fold(0u64, |a, i| a.wrapping_add(self.counts[i]));
-        if n == 0 {
-            return (out, 0);
-        }
-        let ranks = qs.map(|q| (!q.is_nan()).then(|| rank(q.clamp(0.0, 1.0), n)));
-        // Visit the wanted ranks in increasing order (NaN quantiles, `None`, last); callers
-        // usually pass them in order already.
-        let key = |k: usize| ranks[k].unwrap_or(u64::MAX);
-        let mut order: [usize; N] = std::array::from_fn(|k| k);
-        if (1..N).any(|k| key(k - 1) > key(k)) {
-            order.sort_unstable_by_key(|&k| key(k));
-        }
-        let wanted = ranks.iter().flatten().count();
-        let (mut next, mut seen) = (0usize, 0u64);
-        if wanted > 0 {
-            for i in set.iter() {
-                let c = self.counts[i];
-                if c == 0 {
-                    continue;
-                }
-                seen = seen.saturating_add(c);
-                while next < wanted {
-                    let k = order[next];
-                    match ranks[k] {
-                        Some(r) if r <= seen => {
-                            out[k] = Some(bucket_value(i));
-                            next += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                if next == wanted {
-                    break;
-                }
-            }
-        }
-        // Only if the counts wrapped: as `quantile`'s upward scan, the last bucket.
-        for (o, r) in out.iter_mut().zip(&ranks) {
-            if o.is_none() && r.is_some() {
-                *o = Some(bucket_value(BUCKETS - 1));
-            }
-        }
-        (out, n)
+        (scan_ranks(qs, n, set, false, |i| self.counts[i]), n)
     }
 
-    /// Zeroes the buckets in `set` and the sum: [`clear`](Self::clear) for a snapshot whose
-    /// other buckets are already zero.
-    pub(crate) fn clear_in(&mut self, set: &BucketSet) {
-        for i in set.iter() {
-            self.counts[i] = 0;
-        }
+    /// [`quantiles_in`](Self::quantiles_in) of a snapshot known to hold `n` records, all in
+    /// the buckets of `set`, computed in the one pass that also empties those buckets and the
+    /// sum, adding them into `into` if given. A window hands its records to the cumulative
+    /// snapshot this way: one visit per used bucket instead of four (count, scan, merge and
+    /// the next window's clear). Afterwards the snapshot is empty.
+    pub(crate) fn drain_quantiles_in<const N: usize>(
+        &mut self,
+        qs: [f64; N],
+        n: u64,
+        set: &BucketSet,
+        into: Option<&mut Snapshot>,
+    ) -> [Option<u64>; N] {
+        let counts = &mut self.counts;
+        let out = match into {
+            Some(t) => {
+                t.sum = t.sum.wrapping_add(self.sum);
+                scan_ranks(qs, n, set, true, |i| {
+                    let c = std::mem::take(&mut counts[i]);
+                    t.counts[i] = t.counts[i].wrapping_add(c);
+                    c
+                })
+            }
+            None => scan_ranks(qs, n, set, true, |i| std::mem::take(&mut counts[i])),
+        };
         self.sum = 0;
-    }
-
-    /// [`merge`](Self::merge) of an `other` whose buckets outside `set` are zero.
-    pub(crate) fn merge_in(&mut self, other: &Snapshot, set: &BucketSet) {
-        for i in set.iter() {
-            self.counts[i] = self.counts[i].wrapping_add(other.counts[i]);
-        }
-        self.sum = self.sum.wrapping_add(other.sum);
+        out
     }
 
     /// The bucket holding the `k`-th smallest record (`1 ≤ k ≤ count`). Sums a chunk of buckets
@@ -675,6 +644,55 @@ const GROUP: usize = 8;
 
 /// Buckets summed per step when [`Snapshot::quantile`] scans for a rank.
 const SCAN_CHUNK: usize = 8;
+
+/// The buckets holding the `qs`-quantiles of `n` records that lie in the buckets of `set`,
+/// whose counts `take(i)` gives, visited once each in increasing order (all of them if
+/// `whole`, else until every rank is found). The wanted ranks are sorted first, so each
+/// bucket costs one comparison with the next rank.
+#[inline]
+fn scan_ranks<const N: usize>(
+    qs: [f64; N],
+    n: u64,
+    set: &BucketSet,
+    whole: bool,
+    mut take: impl FnMut(usize) -> u64,
+) -> [Option<u64>; N] {
+    let mut out = [None; N];
+    // (rank, which quantile) in increasing rank; a NaN quantile (or an empty set) wants none.
+    let mut want = [(0u64, 0usize); N];
+    let mut wanted = 0;
+    if n > 0 {
+        for (k, q) in qs.iter().enumerate() {
+            if !q.is_nan() {
+                want[wanted] = (rank(q.clamp(0.0, 1.0), n), k);
+                wanted += 1;
+            }
+        }
+    }
+    let want = &mut want[..wanted];
+    want.sort_unstable();
+    let (mut next, mut seen) = (0usize, 0u64);
+    'scan: for (w, &word) in set.0.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            let i = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            seen = seen.saturating_add(take(i));
+            while next < wanted && want[next].0 <= seen {
+                out[want[next].1] = Some(bucket_value(i));
+                next += 1;
+            }
+            if next == wanted && !whole {
+                break 'scan;
+            }
+        }
+    }
+    // Only if the counts wrapped: as `quantile`'s upward scan, the last bucket.
+    for &(_, k) in &want[next..] {
+        out[k] = Some(bucket_value(BUCKETS - 1));
+    }
+    out
+}
 
 /// `⌈q·n⌉` clamped to `1..=n`, forgiving a few ulps of rounding in `q·n`.
 #[inline]
@@ -940,12 +958,22 @@ mod tests {
         assert_eq!(w.quantiles_in(qs, &used), (w.quantiles(qs), 600));
         assert_eq!(w.quantiles_in(qs, &BucketSet::all()).1, w.count());
 
-        // merge_in and clear_in touch only the set, which is all a sparse window uses.
+        // Draining the window: the same quantiles, its records moved into a total, itself
+        // left empty; without a total, just emptied.
         let mut total = Snapshot::new();
-        total.merge_in(&w, &used);
-        assert_eq!(total, w);
-        total.clear_in(&used);
-        assert_eq!(total, Snapshot::new());
+        total.add_to_bucket(bucket_index(5_000), 7);
+        let mut want_total = total.clone();
+        want_total.merge(&w);
+        let mut w2 = w.clone();
+        assert_eq!(
+            w2.drain_quantiles_in(qs, 600, &used, Some(&mut total)),
+            w.quantiles(qs)
+        );
+        assert_eq!((total, w2), (want_total, Snapshot::new()));
+        let mut w3 = w.clone();
+        assert_eq!(w3.drain_quantiles_in(qs, 600, &used, None), w.quantiles(qs));
+        assert_eq!(w3, Snapshot::new());
+        assert_eq!(w3.drain_quantiles_in(qs, 0, &used, None), [None; 6]);
     }
 
     #[test]

@@ -16,15 +16,18 @@ use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-/// One worker's counters, laid out by cache line (`repr(C)`): a tick reads the first two
-/// lines (every counter it sums) and the sample log's unread entries, and touches the
-/// histograms only when a log has been outrun. Their layout is checked in the tests below.
+/// One worker's counters, laid out by cache line (`repr(C)`; checked in the tests below).
+///
+/// A tick reads line 0, the sample log's unread slots and line 9, and touches the histograms
+/// only when a log has been outrun. Every task writes line 0 (and a sampled task one slot
+/// line), so a shard that did work since the last tick costs the tick line 0 and the slot
+/// lines of its new entries. Line 9 is written only by panics and CPU probes; line 10 holds
+/// what the worker writes per sampled task but the tick never reads.
 #[derive(Default)]
 #[repr(C)]
 pub(crate) struct WorkerShard {
     // Line 0.
     pub(crate) completed: AtomicU64,
-    pub(crate) panicked: AtomicU64,
     /// Nanoseconds spent in finished busy periods (running tasks back to back).
     pub(crate) busy_ns: AtomicU64,
     /// Start of the current busy period (clock ns), or 0 while idle or spinning.
@@ -33,22 +36,26 @@ pub(crate) struct WorkerShard {
     pub(crate) taken: AtomicU64,
     /// Times this worker found the queue empty (ended a busy period).
     pub(crate) idle_entries: AtomicU64,
-    /// Number of waits in `wait` (the histogram keeps only per-bucket counts).
-    pub(crate) wait_samples: AtomicU64,
-    /// Number of jobs in `run`.
-    pub(crate) run_samples: AtomicU64,
-    // Line 1.
     /// Sum of the sampled waits, ns (the same as `wait`'s own sum, kept here so that a tick
     /// need not read the histogram's line).
     pub(crate) wait_ns: AtomicU64,
     /// Sum of the sampled run times, ns.
     pub(crate) run_ns: AtomicU64,
+    /// The recent records of `wait` (series [`WAIT`]) and `run` (series [`RUN`]), which the
+    /// tick folds into its window (see `sample_log`). Its 8-byte header ends line 0; its
+    /// slots fill lines 1–8.
+    pub(crate) log: SampleLog,
+    // Line 9.
+    pub(crate) panicked: AtomicU64,
     /// CPU-or-blocking probes of sampled tasks (see `cpu_probe`).
     pub(crate) probe: crate::cpu_probe::ProbeCounters,
-    /// The recent records of `wait` (series [`WAIT`]) and `run` (series [`RUN`]), which the
-    /// tick folds into its window (see `sample_log`). Its two counters and first two slots
-    /// end line 1.
-    pub(crate) log: SampleLog,
+    _line_9: [u64; 4],
+    // Line 10.
+    /// Number of waits in `wait` (the histogram keeps only per-bucket counts). A window counts
+    /// its samples from the log instead.
+    pub(crate) wait_samples: AtomicU64,
+    /// Number of jobs in `run`.
+    pub(crate) run_samples: AtomicU64,
     /// When to probe (the worker's own state, never read by a tick).
     pub(crate) prober: crate::cpu_probe::Prober,
     /// Sampled queue waits.
@@ -141,7 +148,7 @@ impl ShardTable {
     pub(crate) fn totals(&self, now_ns: u64) -> ShardTotals {
         let mut t = ShardTotals::default();
         for s in &self.all {
-            t.add(s, now_ns);
+            t.add(s, now_ns, true);
         }
         t
     }
@@ -154,8 +161,10 @@ impl ShardTable {
         }
     }
 
-    /// [`totals`](Self::totals), calling `then` on each shard and its log cursor right after
-    /// its counters are read (while its lines are in this core's cache).
+    /// [`totals`](Self::totals) without the sample counts (`wait_samples` and `run_samples`
+    /// stay 0: they sit on a line of their own, and a window counts its samples from the
+    /// logs), calling `then` on each shard and its log cursor right after its counters are
+    /// read.
     #[inline]
     pub(crate) fn totals_with(
         &mut self,
@@ -164,7 +173,7 @@ impl ShardTable {
     ) -> ShardTotals {
         let mut t = ShardTotals::default();
         for (s, cursor) in self.all.iter().zip(&mut self.cursors) {
-            t.add(s, now_ns);
+            t.add(s, now_ns, false);
             then(s, cursor);
         }
         t
@@ -172,9 +181,10 @@ impl ShardTable {
 }
 
 impl ShardTotals {
-    /// Adds one shard's counters; `now_ns` closes a busy period still in progress.
+    /// Adds one shard's counters, with its sample counts if `samples`; `now_ns` closes a busy
+    /// period still in progress.
     #[inline]
-    fn add(&mut self, s: &WorkerShard, now_ns: u64) {
+    fn add(&mut self, s: &WorkerShard, now_ns: u64, samples: bool) {
         self.completed += s.completed.load(Relaxed);
         self.panicked += s.panicked.load(Relaxed);
         let since = s.busy_since.load(Relaxed);
@@ -186,9 +196,11 @@ impl ShardTotals {
         self.taken += s.taken.load(Relaxed);
         self.idle_entries += s.idle_entries.load(Relaxed);
         self.wait_ns = self.wait_ns.wrapping_add(s.wait_ns.load(Relaxed));
-        self.wait_samples += s.wait_samples.load(Relaxed);
         self.run_ns = self.run_ns.wrapping_add(s.run_ns.load(Relaxed));
-        self.run_samples += s.run_samples.load(Relaxed);
+        if samples {
+            self.wait_samples += s.wait_samples.load(Relaxed);
+            self.run_samples += s.run_samples.load(Relaxed);
+        }
         self.probe.add(&s.probe);
     }
 }
@@ -199,18 +211,22 @@ mod tests {
     use std::mem::offset_of;
 
     #[test]
-    fn what_a_tick_reads_sits_in_the_first_two_lines_and_the_log_slots() {
-        // Line 0: eight counters; line 1: the sums, the probe counters and the log's
-        // counters.
-        assert_eq!(offset_of!(WorkerShard, run_samples), 56);
-        assert_eq!(offset_of!(WorkerShard, wait_ns), 64);
-        assert_eq!(offset_of!(WorkerShard, probe), 80);
-        assert_eq!(offset_of!(WorkerShard, log), 104);
-        // The log's counters end line 1 (slots 0 and 1 share it); the other slots follow.
+    fn what_every_task_writes_sits_in_line_0_and_the_tick_skips_line_10() {
+        // Line 0: seven counters and the log's header; lines 1–8: the log's slots.
+        assert_eq!(offset_of!(WorkerShard, run_ns), 48);
+        assert_eq!(offset_of!(WorkerShard, log), 56);
         assert_eq!(
             offset_of!(WorkerShard, log) + crate::sample_log::SampleLog::<1>::SLOTS_OFFSET,
-            120
+            64
         );
+        assert_eq!(std::mem::size_of::<crate::sample_log::SampleLog>(), 8 + 512);
+        // Line 9: what a tick reads that few tasks write.
+        assert_eq!(offset_of!(WorkerShard, panicked), 9 * 64);
+        assert_eq!(offset_of!(WorkerShard, probe), 9 * 64 + 8);
+        // Line 10: what sampled tasks write and a tick does not read.
+        assert_eq!(offset_of!(WorkerShard, wait_samples), 10 * 64);
+        assert_eq!(offset_of!(WorkerShard, prober), 10 * 64 + 16);
+        assert!(offset_of!(WorkerShard, wait) >= 11 * 64);
     }
 
     #[test]
@@ -235,6 +251,13 @@ mod tests {
             let (_, sh) = table.acquire();
             sh.record_wait(5_000);
             sh.record_run(2_000_000, 3);
+            let tick = table.totals_with(0, |_, _| {});
+            assert_eq!(
+                (tick.wait_samples, tick.run_samples),
+                (0, 0),
+                "a tick skips them"
+            );
+            assert_eq!((tick.wait_ns, tick.run_ns), (5_000, 6_000_000));
             table.totals(0)
         };
         assert_eq!((t.wait_samples, t.wait_ns), (1, 5_000));

@@ -45,17 +45,21 @@ pub struct Quantiles {
 }
 
 impl Quantiles {
-    /// The figures of `s`, whose buckets outside `set` are zero.
-    fn of(s: &Snapshot, samples: u64, set: &BucketSet) -> Self {
-        let ([p50, p90, p99, p999], n) = s.quantiles_in([0.5, 0.9, 0.99, 0.999], set);
-        let [p50, p90, p99, p999] = [p50, p90, p99, p999].map(|v| v.map(Duration::from_nanos));
+    /// The figures of a window `s` holding `n` records, all in the buckets of `set`, read in
+    /// the pass that empties it (into `into`, if given: see
+    /// [`Snapshot::drain_quantiles_in`]).
+    fn take(s: &mut Snapshot, n: u64, set: &BucketSet, into: Option<&mut Snapshot>) -> Self {
+        let mean = (n > 0).then(|| Duration::from_nanos((s.sum_ns() as f64 / n as f64) as u64));
+        let [p50, p90, p99, p999] = s
+            .drain_quantiles_in([0.5, 0.9, 0.99, 0.999], n, set, into)
+            .map(|v| v.map(Duration::from_nanos));
         Quantiles {
-            samples,
+            samples: n,
             p50,
             p90,
             p99,
             p999,
-            mean: (n > 0).then(|| Duration::from_nanos((s.sum_ns() as f64 / n as f64) as u64)),
+            mean,
         }
     }
 }
@@ -148,7 +152,11 @@ pub struct Metrics {
     pub window: Window,
     /// Smoothed values as of the end of `window`.
     pub smoothed: Smoothed,
-    /// Exact totals since the pool started.
+    /// Exact totals since the pool started. Where `metrics()` closed the window itself (no
+    /// control tick), `wait_samples` and `run_samples` are those of the windows so far: the
+    /// same as the shards' counts, except for records published while a window that fell
+    /// back to the full merge ([`Window::merged`]) resynchronised the logs, which appear in
+    /// the next merged window.
     pub totals: Stats,
     /// The wait-sampling rate in force (1 = every task).
     pub wait_sampling: u32,
@@ -163,8 +171,6 @@ struct Counts {
     busy_ns: u64,
     taken: u64,
     idle_entries: u64,
-    wait_samples: u64,
-    run_samples: u64,
     probe: crate::cpu_probe::ProbeTotals,
 }
 
@@ -196,14 +202,14 @@ impl CpuClock {
 pub(crate) struct SignalState {
     cum_wait: Box<Snapshot>,
     prev_wait: Box<Snapshot>,
+    /// The window being built; empty between windows (reading its quantiles empties it).
     win_wait: Box<Snapshot>,
     cum_run: Box<Snapshot>,
     prev_run: Box<Snapshot>,
     win_run: Box<Snapshot>,
-    /// The buckets `win_wait` and `win_run` may use; all others are zero.
-    win_used: [BucketSet; 2],
     prev: Counts,
-    /// The shard totals the last window read.
+    /// The shard totals the last window read, with the sample counts of every window so far
+    /// (the tick does not read the shards' own sample counts: see `ShardTable::totals_with`).
     totals: ShardTotals,
     last_ns: u64,
     last_dequeue_ns: u64,
@@ -227,7 +233,6 @@ impl SignalState {
             cum_run: Box::default(),
             prev_run: Box::default(),
             win_run: Box::default(),
-            win_used: [BucketSet::default(); 2],
             prev: Counts::default(),
             totals: ShardTotals::default(),
             last_ns: 0,
@@ -273,17 +278,16 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         // every shard's full histogram instead (the cumulative snapshots are kept in step on
         // both paths for exactly that case).
         let mut merged = false;
+        // The buckets the window's histograms use (all others are zero) and their records.
+        let mut used = [BucketSet::default(); 2];
+        let mut samples = [0u64; 2];
         let t = {
             let mut table = lock(self.shards_table());
-            // Zero the last window's buckets (the others are zero already).
-            let [uw, ur] = std::mem::take(&mut st.win_used);
-            st.win_wait.clear_in(&uw);
-            st.win_run.clear_in(&ur);
-            // One pass: each shard's counters, then its new log entries (the log's counters
-            // share the line just read; a quiet shard costs nothing more).
-            // Indexed by series: shard::WAIT = 0, shard::RUN = 1.
+            // One pass: each shard's counters, then its new log entries (the log's header
+            // shares the line just read; a quiet shard costs nothing more).
+            // Indexed by series: shard::WAIT = 0, shard::RUN = 1. The window snapshots are
+            // empty here: the last window's quantiles emptied them.
             let mut win = [&mut *st.win_wait, &mut *st.win_run];
-            let mut used = [BucketSet::default(); 2];
             let mut lapped = false;
             let t = table.totals_with(now_ns, |s, cursor| {
                 lapped = lapped
@@ -291,21 +295,21 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
                         .read_new(cursor, |series, i, n| {
                             win[series].add_to_bucket(i, n);
                             used[series].insert(i);
+                            samples[series] = samples[series].wrapping_add(n);
                         })
                         .is_err();
             });
             if !lapped {
-                st.win_used = used;
                 st.win_wait
                     .set_sum(t.wait_ns.saturating_sub(st.prev_wait.sum_ns()));
                 st.win_run
                     .set_sum(t.run_ns.saturating_sub(st.prev_run.sum_ns()));
-                st.prev_wait.merge_in(&st.win_wait, &st.win_used[0]);
-                st.prev_run.merge_in(&st.win_run, &st.win_used[1]);
+                // The quantiles below add the window into `prev_*`, which stays the
+                // cumulative snapshot for the next lap.
             } else {
                 // delta_into below writes every bucket, over whatever the fold added.
                 merged = true;
-                st.win_used = [BucketSet::all(); 2];
+                used = [BucketSet::all(); 2];
                 st.cum_wait.clear();
                 st.cum_run.clear();
                 st.cum_wait.add_histograms(table.shards().map(|s| &s.wait));
@@ -313,6 +317,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
                 table.resync_logs();
                 st.cum_wait.delta_into(&st.prev_wait, &mut st.win_wait);
                 st.cum_run.delta_into(&st.prev_run, &mut st.win_run);
+                samples = [st.win_wait.count(), st.win_run.count()];
                 std::mem::swap(&mut st.prev_wait, &mut st.cum_wait);
                 std::mem::swap(&mut st.prev_run, &mut st.cum_run);
             }
@@ -328,8 +333,6 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             busy_ns: t.busy_ns,
             taken: t.taken,
             idle_entries: t.idle_entries,
-            wait_samples: t.wait_samples,
-            run_samples: t.run_samples,
             probe: t.probe,
         };
         let p = st.prev;
@@ -381,6 +384,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         let busy_workers = busy_seconds / dt;
         let arrivals = now.submitted.wrapping_sub(p.submitted);
         let completions = now.completed.wrapping_sub(p.completed);
+        let (wait_samples, run_samples) = (st.totals.wait_samples, st.totals.run_samples);
         st.totals = t;
         let w = Window {
             duration: Duration::from_nanos(dt_ns),
@@ -397,15 +401,19 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             } else {
                 0.0
             },
-            wait: Quantiles::of(
-                &st.win_wait,
-                now.wait_samples.wrapping_sub(p.wait_samples),
-                &st.win_used[0],
+            // On the log path the window joins the cumulative snapshot here; a merged window's
+            // is already there.
+            wait: Quantiles::take(
+                &mut st.win_wait,
+                samples[0],
+                &used[0],
+                (!merged).then_some(&mut *st.prev_wait),
             ),
-            service: Quantiles::of(
-                &st.win_run,
-                now.run_samples.wrapping_sub(p.run_samples),
-                &st.win_used[1],
+            service: Quantiles::take(
+                &mut st.win_run,
+                samples[1],
+                &used[1],
+                (!merged).then_some(&mut *st.prev_run),
             ),
             queue_depth: self.queue_len(),
             live,
@@ -418,6 +426,8 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             since_last_dequeue: Duration::from_nanos(now_ns.saturating_sub(st.last_dequeue_ns)),
             merged,
         };
+        st.totals.wait_samples = wait_samples.wrapping_add(w.wait.samples);
+        st.totals.run_samples = run_samples.wrapping_add(w.service.samples);
         st.lambda.update(w.arrival_rate, now_ns);
         if let Some(m) = w.service.mean {
             st.service.update(m.as_secs_f64(), now_ns);

@@ -1,14 +1,16 @@
 //! loom model of the sample log (`src/sample_log.rs`): a read that the log accepts returns
 //! exactly the entries written since the reader's cursor, in order, however the writer's
 //! stores interleave with it — even when the writer laps the ring during the read. Removing
-//! the writer's release fence, the reader's acquire fence or the reader's `begun` check makes
-//! `writer_laps_the_ring` fail ("accepted a wrong entry").
+//! the writer's release fence, the reader's acquire fence or the reader's `begun` check, or
+//! making the writer's first header store relaxed, makes a model fail ("accepted a wrong
+//! entry").
 //!
 //! Run with: `RUSTFLAGS="--cfg loom" cargo test -p elastic-pool --release --test loom_sample_log`
 #![cfg(loom)]
 
 use elastic_pool::__loom::{Lapped, SampleLog};
 use loom::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Entry `k` of the writer is series `k % 2`, bucket `10 + k`, so an entry read names its own
 /// position.
@@ -19,7 +21,14 @@ fn entry(k: u64) -> (usize, usize, u64) {
 /// A writer pushes `writes` entries into a ring of two slots while the reader reads twice
 /// (resyncing after a lap). Every accepted read must hold entries `cursor, cursor + 1, …` in
 /// order, and the cursors never go backwards.
+///
+/// The model also counts the interleavings in which a read *during* the writes accepted
+/// entries, and fails if there were none: loom once explored a single interleaving here (the
+/// reader finishing before the writer began) because the writer's first step was a load of
+/// its own header, and every check passed vacuously.
 fn model(writes: u64) {
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&accepted);
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(3);
     b.check(move || {
@@ -38,6 +47,9 @@ fn model(writes: u64) {
             let mut got = Vec::new();
             match log.read_new(&mut cursor, |s, i, n| got.push((s, i, n))) {
                 Ok(()) => {
+                    if !got.is_empty() {
+                        counted.fetch_add(1, Relaxed);
+                    }
                     for e in got {
                         assert_eq!(e, entry(next), "accepted a wrong entry");
                         next += 1;
@@ -65,6 +77,10 @@ fn model(writes: u64) {
             assert_eq!(next, writes, "entries went missing without a lap");
         }
     });
+    assert!(
+        accepted.load(Relaxed) > 0,
+        "no interleaving had the reader accept entries while the writer wrote"
+    );
 }
 
 #[test]
