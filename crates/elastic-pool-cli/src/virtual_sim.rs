@@ -8,7 +8,8 @@
 //! between the target and the ceiling only while the queue is `Decision::burst_queue` deep or
 //! once the oldest queued task has waited the spawn grace, as the real pool does). Sleep tasks hold a worker for their service
 //! time; spin tasks share `ncpu` cores (processor sharing: each runs at `min(1, ncpu/n)` of a
-//! core while `n` spin at once). Idle workers above the minimum retire after the keep-alive;
+//! core while `n` spin at once). Idle workers above the minimum (for our autoscaled pool:
+//! above the target) retire after the keep-alive;
 //! lowering the target retires idle workers at once (coldest first) and busy ones when they
 //! finish. For our strategies, `elastic_pool::scaler::Scaler` — the code the real pool runs —
 //! sees the window's signals every jittered tick and its `Decision::to` becomes the target.
@@ -79,6 +80,9 @@ struct Config {
     grow_on_demand: bool,
     queue_cap: Option<usize>,
     keep_alive_ns: Option<u64>,
+    /// Keep-alive expires only workers above the target (our autoscaled pool), not every
+    /// worker above `min`.
+    expire_above_target: bool,
     wake: Wake,
     prestart: usize,
     control: Control,
@@ -100,13 +104,17 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
                 max: p.max_workers,
                 target: min.max(1),
                 ceiling: min.max(1),
+                // The grace, then the real pool's confirmation (no stalls here, so it is
+                // just a little more grace).
                 spawn_grace_ns: ns((p.target_p99_wait_ms / 1000.0
                     * elastic_pool::SPAWN_GRACE_FRACTION)
-                    .min(1.0)),
+                    .min(1.0)
+                    * (1.0 + elastic_pool::SPAWN_CONFIRM_FRACTION)),
                 burst_queue: min.max(1),
                 grow_on_demand: true,
                 queue_cap: None,
                 keep_alive_ns: Some(ns(p.keep_alive_s)),
+                expire_above_target: true,
                 wake: Wake::Lifo,
                 prestart: min,
                 control: Control::Scaler(Box::new(ScalerState {
@@ -128,6 +136,7 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
                 grow_on_demand: true,
                 queue_cap: None,
                 keep_alive_ns: None,
+                expire_above_target: false,
                 wake: Wake::Lifo,
                 prestart: c,
                 control: Control::Oracle,
@@ -145,6 +154,7 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
             grow_on_demand: true,
             queue_cap: None,
             keep_alive_ns: ka,
+            expire_above_target: false,
             wake: Wake::Lifo,
             prestart: 0,
             control: Control::Fixed,
@@ -163,6 +173,7 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
                 grow_on_demand: false,
                 queue_cap: Some(queue),
                 keep_alive_ns: ka,
+                expire_above_target: false,
                 wake: Wake::Lifo,
                 prestart: core,
                 control: Control::Tpe,
@@ -178,6 +189,7 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
             grow_on_demand: true,
             queue_cap: None,
             keep_alive_ns: ka,
+            expire_above_target: false,
             wake: Wake::Fifo,
             prestart: 0,
             control: Control::Fixed,
@@ -192,6 +204,7 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
             grow_on_demand: true,
             queue_cap: None,
             keep_alive_ns: ka,
+            expire_above_target: false,
             wake: Wake::Fifo,
             prestart: 0,
             control: Control::Fixed,
@@ -210,6 +223,7 @@ fn fixed(n: usize) -> Config {
         grow_on_demand: false,
         queue_cap: None,
         keep_alive_ns: None,
+        expire_above_target: false,
         wake: Wake::Lifo,
         prestart: n,
         control: Control::Fixed,
@@ -355,9 +369,18 @@ impl Sim<'_> {
             .map(|left| self.now + (left / rate).ceil() as u64)
     }
 
+    /// The live count keep-alive expiry stops at (the real pool's `keep_alive_floor`).
+    fn keep_alive_floor(&self) -> usize {
+        if self.cfg.expire_above_target {
+            self.cfg.min.max(self.cfg.target)
+        } else {
+            self.cfg.min
+        }
+    }
+
     fn next_expiry(&self) -> Option<u64> {
         let ka = self.cfg.keep_alive_ns?;
-        if self.live <= self.cfg.min {
+        if self.live <= self.keep_alive_floor() {
             return None;
         }
         self.idle.front().map(|&since| since + ka)
@@ -514,7 +537,7 @@ impl Sim<'_> {
         let Some(ka) = self.cfg.keep_alive_ns else {
             return;
         };
-        while self.live > self.cfg.min {
+        while self.live > self.keep_alive_floor() {
             match self.idle.front() {
                 Some(&since) if since + ka <= self.now => {
                     self.idle.pop_front();

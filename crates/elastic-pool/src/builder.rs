@@ -164,8 +164,9 @@ impl Builder {
         self
     }
 
-    /// How long a worker may stay idle before it retires (down to `min_workers`). Default
-    /// 10 s, like tokio's blocking pool. Must be > 0.
+    /// How long a worker may stay idle before it retires (down to `min_workers`; with
+    /// autoscaling, down to the autoscaler's target). Default 10 s, like tokio's blocking
+    /// pool. Must be > 0.
     pub fn keep_alive(mut self, d: Duration) -> Self {
         self.keep_alive = d;
         self

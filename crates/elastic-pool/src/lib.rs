@@ -77,6 +77,7 @@ pub use handle::TaskHandle;
 pub use job::Job;
 pub use pool::Pool;
 pub use scaler::{Decision, Rule};
+pub use shared::SPAWN_CONFIRM_FRACTION;
 pub use signals::{Metrics, Quantiles, Smoothed, Window};
 pub use stats::Stats;
 pub use tenant::{Key, KeyStats, KeysFull};

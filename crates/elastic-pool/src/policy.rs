@@ -66,7 +66,9 @@ pub struct Policy {
     /// Most workers the target may shrink by in one tick (on top of the ~10%-per-tick limit).
     /// Default 16.
     pub max_step_down: usize,
-    /// How long a surplus idle worker lingers before it exits, seconds. Default 10 s (tokio's).
+    /// How long a surplus idle worker (one above the target) lingers before it exits,
+    /// seconds; workers at or below the target do not expire, since the autoscaler lowers
+    /// the target itself when they are no longer needed. Default 10 s (tokio's).
     pub keep_alive_s: f64,
     /// Fewest queue-wait samples behind a p99 before the scaler acts on latency; shorter windows
     /// are merged until they hold this many. Default 100 (SEDA's figure).

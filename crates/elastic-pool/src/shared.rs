@@ -17,7 +17,8 @@
 //!   start at once. Above it (up to the ceiling), a worker starts at once only while the
 //!   uncovered tasks are at least `burst_queue` (a queue the model makes rare; the
 //!   autoscaler sets it each tick), otherwise only after the spawn grace: growth must still
-//!   be wanted `spawn_grace_ns` after it was first wanted. While the grace runs,
+//!   be wanted `spawn_grace_ns` after it was first wanted, and again a moment after the
+//!   control thread saw the grace pass (see `Shared::grace_deadline`). While the grace runs,
 //!   `spawn_pending` stays raised; a submitter that sees a burst-deep queue kicks anyway,
 //!   once (`burst_kick`).
 //! * **`live` is reserved before a thread starts** (compare-and-swap below the ceiling) and
@@ -127,13 +128,53 @@ struct RareCounters {
 struct SpawnBackoff {
     until: Option<Instant>,
     delay: Duration,
-    /// When on-demand growth was first wanted and not yet acted on (grace period).
+    /// On-demand growth waiting out its grace period.
+    grace: GraceTimer,
+}
+
+/// The grace period of on-demand growth above the target, with its confirmation (see the
+/// design note on `Shared::grace_deadline`).
+#[derive(Debug, Default)]
+struct GraceTimer {
+    /// When growth was first wanted and not yet acted on.
     wanted_since: Option<Instant>,
+    /// When, having seen the grace pass, the control thread grows if growth is still wanted.
+    confirm_at: Option<Instant>,
+}
+
+impl GraceTimer {
+    /// Growth is no longer wanted: the next want starts a new grace.
+    fn reset(&mut self) {
+        *self = GraceTimer::default();
+    }
+
+    /// Growth is wanted at `now`: `None` to grow now (and start afresh), or when to look
+    /// again. The grace runs from the first want; the confirmation, `confirm` long, from the
+    /// first look at or after the grace's end.
+    fn wanted(&mut self, now: Instant, grace: Duration, confirm: Duration) -> Option<Instant> {
+        let due = *self.wanted_since.get_or_insert(now) + grace;
+        let at = if now < due {
+            due
+        } else {
+            *self.confirm_at.get_or_insert(now + confirm)
+        };
+        if now >= at {
+            self.reset();
+            None
+        } else {
+            Some(at)
+        }
+    }
 }
 
 /// The largest chunk a batch is split into: big enough to amortise a queue operation over
 /// many trivial tasks, small enough that one worker does not hog a long batch.
 const MAX_BATCH_CHUNK: usize = 256;
+
+/// After the spawn grace has passed, growth waits this fraction of the grace more, counted
+/// from when the control thread saw the grace pass (see `Shared::grace_deadline`): 5 ms at
+/// the default 40 ms grace.
+pub const SPAWN_CONFIRM_FRACTION: f64 = 0.125;
 
 /// How long an idle worker above the autoscaler's target stays before a tick retires it.
 pub(crate) const TRIM_IDLE: Duration = Duration::from_secs(3);
@@ -239,7 +280,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             backoff: Mutex::new(SpawnBackoff {
                 until: None,
                 delay: SPAWN_BACKOFF_MIN,
-                wanted_since: None,
+                grace: GraceTimer::default(),
             }),
             spawn_grace_ns: AtomicU64::new(0),
             keys: KeyTable::new(config.max_keys),
@@ -583,10 +624,10 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         self.draining.load(SeqCst)
     }
 
-    /// The deadline for an idle worker's park: keep-alive if the pool is above `min`,
-    /// none otherwise (workers at the floor never wake up for nothing).
+    /// The deadline for an idle worker's park: keep-alive if the pool is above its
+    /// keep-alive floor, none otherwise (workers at the floor never wake up for nothing).
     pub(crate) fn idle_deadline(&self) -> Option<Instant> {
-        if self.live.load(Relaxed) > self.min.load(Relaxed) {
+        if self.live.load(Relaxed) > self.keep_alive_floor() {
             Instant::now().checked_add(self.config.keep_alive)
         } else {
             None
@@ -623,9 +664,17 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         }
     }
 
-    /// The floor for keep-alive expiry.
-    pub(crate) fn min_floor(&self) -> usize {
-        self.min.load(Relaxed)
+    /// The floor for keep-alive expiry: `min`, or with an autoscaler the target (at least
+    /// `min`). Only a surplus worker expires: below the target, the autoscaler still wants
+    /// the worker, and one that expired there would be started again by the next queue
+    /// (a shrink and a regrowth, two reversals, for nothing). The autoscaler retires idle
+    /// workers itself when it lowers the target.
+    pub(crate) fn keep_alive_floor(&self) -> usize {
+        if self.autoscale.is_some() {
+            self.target_floor()
+        } else {
+            self.min.load(Relaxed)
+        }
     }
 
     /// The floor for a retire request.
@@ -1104,26 +1153,90 @@ impl<J: Send + 'static, H: Handler<J>> Managed for Shared<J, H> {
 impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     /// On-demand growth under a grace period: the first time growth is wanted, note the
     /// time and come back when the grace has passed (keeping `spawn_pending` raised so that
-    /// submitters do not kick meanwhile); grow only if it is still wanted then. Filling up
-    /// to `min` and draining at shutdown are never delayed. Returns the deadline to wait
-    /// for, or `None` to act now.
+    /// submitters do not kick meanwhile); then come back once more after
+    /// [`SPAWN_CONFIRM_FRACTION`] of the grace, and grow only if growth is still wanted.
+    /// Filling up to `min` and draining at shutdown are never delayed. Returns the deadline
+    /// to wait for, or `None` to act now.
+    ///
+    /// # Design note: why the confirmation
+    ///
+    /// The grace is wall time, and a stall of the whole machine (a VM's steal time, tens of
+    /// milliseconds at once here) passes it without the workers having run: when the guest
+    /// resumes, the control thread's timer has expired and the queue the frozen workers
+    /// left is still there, so it started threads above the target that a few milliseconds
+    /// of running would have made useless, and trimmed them 3 s later — two reversals each.
+    /// (A debug print of a real `step` run showed every growth above the target at 200
+    /// tasks/s came from the grace, for 2–4 queued tasks at a size that serves that load
+    /// with sub-millisecond p99s.) The confirmation is timed from when the control thread
+    /// saw the grace pass, so the workers always get that moment of running first. It
+    /// removes only part of it: a later debug run of `ramp` still grew after the
+    /// confirmation for queues of 4–7 tasks, about twice a minute.
     fn grace_deadline(&self, now: Instant) -> Option<Instant> {
         let grace = self.spawn_grace_ns.load(Relaxed);
         let mut b = lock(&self.backoff);
         let on_demand =
             self.live.load(Acquire) >= self.min.load(Relaxed) && !self.draining.load(Relaxed);
         if grace == 0 || !on_demand || !self.spawn_wanted() {
-            b.wanted_since = None;
+            b.grace.reset();
             return None;
         }
-        let since = *b.wanted_since.get_or_insert(now);
-        let due = since + Duration::from_nanos(grace);
-        if now >= due {
-            b.wanted_since = None;
-            None
-        } else {
+        let confirm = (grace as f64 * SPAWN_CONFIRM_FRACTION) as u64;
+        let next = b.grace.wanted(
+            now,
+            Duration::from_nanos(grace),
+            Duration::from_nanos(confirm),
+        );
+        if next.is_some() {
             self.spawn_pending.store(true, SeqCst);
-            Some(due)
         }
+        next
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::GraceTimer;
+    use std::time::{Duration, Instant};
+
+    const GRACE: Duration = Duration::from_millis(40);
+    const CONFIRM: Duration = Duration::from_millis(5);
+
+    #[test]
+    fn growth_waits_out_the_grace_then_the_confirmation() {
+        let t0 = Instant::now();
+        let mut g = GraceTimer::default();
+        assert_eq!(g.wanted(t0, GRACE, CONFIRM), Some(t0 + GRACE));
+        // A look before the grace ends changes nothing.
+        assert_eq!(g.wanted(t0 + CONFIRM, GRACE, CONFIRM), Some(t0 + GRACE));
+        // On time: the confirmation follows the grace.
+        let end = t0 + GRACE;
+        assert_eq!(g.wanted(end, GRACE, CONFIRM), Some(end + CONFIRM));
+        assert_eq!(g.wanted(end + CONFIRM, GRACE, CONFIRM), None);
+        // Growing started afresh: a new want waits a whole grace again.
+        let t1 = end + CONFIRM;
+        assert_eq!(g.wanted(t1, GRACE, CONFIRM), Some(t1 + GRACE));
+    }
+
+    #[test]
+    fn a_late_look_at_the_grace_still_waits_the_confirmation() {
+        // The control thread first looks 100 ms after the grace ended (a stalled machine):
+        // growth waits the confirmation from that look, not from the grace's end.
+        let t0 = Instant::now();
+        let mut g = GraceTimer::default();
+        assert_eq!(g.wanted(t0, GRACE, CONFIRM), Some(t0 + GRACE));
+        let late = t0 + GRACE + Duration::from_millis(100);
+        assert_eq!(g.wanted(late, GRACE, CONFIRM), Some(late + CONFIRM));
+        assert_eq!(g.wanted(late + CONFIRM, GRACE, CONFIRM), None);
+    }
+
+    #[test]
+    fn growth_no_longer_wanted_restarts_the_grace() {
+        let t0 = Instant::now();
+        let mut g = GraceTimer::default();
+        g.wanted(t0, GRACE, CONFIRM);
+        g.wanted(t0 + GRACE, GRACE, CONFIRM);
+        g.reset();
+        let t1 = t0 + GRACE + Duration::from_millis(1);
+        assert_eq!(g.wanted(t1, GRACE, CONFIRM), Some(t1 + GRACE));
     }
 }

@@ -170,7 +170,7 @@ fn work<J: Send + 'static, H: Handler<J>>(
                 }
             }
             Wake::TimedOut => {
-                if shared.try_retire_above(shared.min_floor()) {
+                if shared.try_retire_above(shared.keep_alive_floor()) {
                     return Exit::Retired;
                 }
             }

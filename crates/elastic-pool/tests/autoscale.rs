@@ -3,7 +3,7 @@
 #![cfg(not(loom))]
 
 mod common;
-use common::{wait_until, PATIENCE};
+use common::{wait_until, Latch, PATIENCE};
 use elastic_pool::policy::{Policy, PolicyError};
 use elastic_pool::Pool;
 use std::time::Duration;
@@ -52,6 +52,43 @@ fn grows_under_load_and_shrinks_back() {
     assert!(pool.decisions().iter().any(|d| d.to < d.from));
     let s = pool.stats();
     assert!(s.min <= s.live && s.live <= s.max);
+}
+
+#[test]
+fn idle_workers_at_the_target_do_not_expire_after_the_keep_alive() {
+    // One tick a minute: the target stays where `set_target` puts it for the test.
+    let pool = Pool::builder()
+        .autoscale(Policy {
+            tick_ms: 60_000.0,
+            keep_alive_s: 0.05,
+            ..policy()
+        })
+        .build()
+        .unwrap();
+    assert_eq!(pool.set_target(4), 4);
+    let hold = |pool: &Pool, n: usize| {
+        let latch = Latch::new();
+        for _ in 0..n {
+            let l = latch.clone();
+            pool.execute(move || l.wait()).unwrap();
+        }
+        assert!(wait_until(PATIENCE, || pool.stats().live == n));
+        latch.open();
+        assert!(wait_until(PATIENCE, || pool.stats().idle == n));
+    };
+    hold(&pool, 4);
+    // A plain pool with the same keep-alive, idle from later on: once its surplus workers
+    // have expired, the autoscaled pool's have been idle longer than the keep-alive too.
+    let plain = Pool::builder()
+        .min_workers(1)
+        .max_workers(4)
+        .keep_alive(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    hold(&plain, 4);
+    assert!(wait_until(PATIENCE, || plain.stats().live == 1));
+    let s = pool.stats();
+    assert_eq!((s.target, s.live, s.retired), (4, 4, 0), "{s:?}");
 }
 
 #[test]
