@@ -49,6 +49,7 @@ pub(crate) struct WorkerShard {
     pub(crate) panicked: AtomicU64,
     /// CPU-or-blocking probes of sampled tasks (see `cpu_probe`).
     pub(crate) probe: crate::cpu_probe::ProbeCounters,
+    /// Pads line 9 out, so that what sampled tasks write starts a line of its own.
     _line_9: [u64; 4],
     // Line 10.
     /// Number of waits in `wait` (the histogram keeps only per-bucket counts). A window counts
