@@ -6,8 +6,8 @@
 //! channels wake waiters in FIFO order), otherwise it queues, and the pool spawns a worker at
 //! once if it is below its ceiling (for our autoscaled pool: at once below the target, and
 //! between the target and the ceiling only while the queue is `Decision::burst_queue` deep or
-//! once the oldest queued task has waited the spawn grace, as the real pool does). Sleep tasks hold a worker for their service
-//! time; spin tasks share `ncpu` cores (processor sharing: each runs at `min(1, ncpu/n)` of a
+//! once the oldest queued task has waited the spawn grace, one worker per grace, as the real
+//! pool does). Sleep tasks hold a worker for their service time; spin tasks share `ncpu` cores (processor sharing: each runs at `min(1, ncpu/n)` of a
 //! core while `n` spin at once). Idle workers above the minimum (for our autoscaled pool:
 //! above the target) retire after the keep-alive;
 //! lowering the target retires idle workers at once (coldest first) and busy ones when they
@@ -105,7 +105,8 @@ fn config(contender: &Contender, oracle: &Oracle, policy: &Policy, seed: u64) ->
                 target: min.max(1),
                 ceiling: min.max(1),
                 // The grace, then the real pool's confirmation (no stalls here, so it is
-                // just a little more grace).
+                // just a little more grace; the model does not re-confirm a draining
+                // backlog, which a queue without stalls rarely is after the grace).
                 spawn_grace_ns: ns((p.target_p99_wait_ms / 1000.0
                     * elastic_pool::SPAWN_GRACE_FRACTION)
                     .min(1.0)
@@ -274,6 +275,9 @@ struct Sim<'a> {
     controller_cpu_ns: u64,
     /// The scaler's next tick.
     next_tick: u64,
+    /// When the last worker started for a task that waited out the grace: as in the real
+    /// pool, such growth is one worker per grace.
+    last_grace_spawn_ns: Option<u64>,
 }
 
 /// Runs `schedule` against the pool model of `contender`.
@@ -318,6 +322,7 @@ pub fn run(
         scored: (ns(trace.warmup_s), ns(trace.duration_s())),
         controller_cpu_ns: 0,
         next_tick: u64::MAX,
+        last_grace_spawn_ns: None,
     };
     for _ in 0..sim.cfg.prestart {
         sim.spawn_idle();
@@ -423,7 +428,20 @@ impl Sim<'_> {
             return None;
         }
         let &i = self.queue.front()?;
-        Some(self.records[i].intended_ns + self.cfg.spawn_grace_ns)
+        let oldest = self.records[i].intended_ns + self.cfg.spawn_grace_ns;
+        Some(oldest.max(self.next_grace_spawn_ns()))
+    }
+
+    /// The earliest time the next grace growth may start a worker.
+    fn next_grace_spawn_ns(&self) -> u64 {
+        self.last_grace_spawn_ns
+            .map_or(0, |t| t + self.cfg.spawn_grace_ns)
+    }
+
+    /// Task `i` has waited out the grace, and the last grace growth was a grace ago.
+    fn grace_passed(&self, i: usize) -> bool {
+        self.now.saturating_sub(self.records[i].intended_ns) >= self.cfg.spawn_grace_ns
+            && self.now >= self.next_grace_spawn_ns()
     }
 
     /// Hands queued tasks to idle workers, spawning up to the target where allowed.
@@ -434,11 +452,11 @@ impl Sim<'_> {
             if self.take_idle() {
             } else if self.cfg.grow_on_demand
                 && self.live < self.cfg.ceiling.min(self.cfg.max)
-                && (burst
-                    || self.live < self.cfg.target
-                    || self.now.saturating_sub(self.records[i].intended_ns)
-                        >= self.cfg.spawn_grace_ns)
+                && (burst || self.live < self.cfg.target || self.grace_passed(i))
             {
+                if !burst && self.live >= self.cfg.target && self.cfg.spawn_grace_ns > 0 {
+                    self.last_grace_spawn_ns = Some(self.now);
+                }
                 self.live += 1;
                 self.spawned += 1;
             } else {

@@ -11,7 +11,8 @@
 //! Between ticks the pool starts workers itself, lazily: up to the target as soon as a task is
 //! queued and no worker is idle; above the target (up to [`Decision::ceiling`]) only for a
 //! burst — a queue [`Decision::burst_queue`] deep, one the model's M/M/c queue at the target
-//! makes rare — or for a task that has waited out the spawn grace (twice the SLO). The
+//! makes rare — or, one worker at a time, for tasks that have waited out the spawn grace
+//! (twice the SLO) while the backlog did not drain by itself. The
 //! ordinary tail of a right-sized pool (at its Erlang-C size about 1% of tasks wait near the
 //! SLO, by definition) therefore does not grow it, while a burst gets workers at once. The
 //! controller owns retirement: idle workers above the target are trimmed.
@@ -80,6 +81,13 @@ pub const BURST_TAIL: f64 = 1e-3;
 /// ...and at most this many false bursts per second at the current rate (one a minute): at
 /// 200 tasks/s a per-arrival 1e-3 would grow the pool for noise every 5 s.
 pub const BURST_FALSE_PER_S: f64 = 1.0 / 60.0;
+/// The shortest queue that counts as a burst, whatever the model says. At a few workers and
+/// light load, the M/M/c tail makes one queued task rare enough (5 workers at λ = 20/s,
+/// S = 50 ms), but a stall of the machine (a VM's steal time) leaves one behind far more
+/// often than the model's tail: a real `step` run started a worker above the target for
+/// it and trimmed it 3 s later, two reversals. A real burst passes two queued tasks within
+/// an arrival or two.
+pub const MIN_BURST_QUEUE: usize = 2;
 /// Recommendations the stabilization window holds: 1024 ticks, 512 s at the default tick.
 pub const WINDOW_SLOTS: usize = 1024;
 
@@ -180,7 +188,8 @@ pub struct Decision {
     pub ceiling: usize,
     /// The queue depth that counts as a burst until the next tick: one that the model's
     /// M/M/c queue at size `to` reaches for at most 1 arrival in 1000
-    /// ([`crate::erlang::queue_for_tail`]; `to` while there is no model). A queue this deep
+    /// ([`crate::erlang::queue_for_tail`]; `to` while there is no model), and at least
+    /// [`MIN_BURST_QUEUE`]. A queue this deep
     /// starts workers at once (up to `ceiling`); a shorter one only after the spawn grace, so
     /// the ordinary tail of a right-sized pool does not grow it.
     pub burst_queue: usize,
@@ -674,7 +683,8 @@ impl Scaler {
                 queue_for_tail(to, lambda * sv, tail, to.max(1).saturating_mul(2))
             }
             _ => to.max(1),
-        };
+        }
+        .max(MIN_BURST_QUEUE);
 
         Decision {
             at_ns: now,

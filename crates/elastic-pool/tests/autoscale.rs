@@ -91,6 +91,86 @@ fn idle_workers_at_the_target_do_not_expire_after_the_keep_alive() {
     assert_eq!((s.target, s.live, s.retired), (4, 4, 0), "{s:?}");
 }
 
+/// Opens a latch when dropped, so that a failing assertion does not leave workers blocked
+/// and the pool's drop waiting for them forever. Declare it after the pool.
+struct OpenOnDrop(Latch);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+#[test]
+fn a_standing_backlog_short_of_a_burst_grows_one_worker_per_grace() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    // One tick a minute: after the first tick (100 ms in) the target, the ceiling and the
+    // burst depth stay where it put them for the rest of the test.
+    let p = Policy {
+        min_workers: 4,
+        tick_ms: 60_000.0,
+        ..policy()
+    };
+    let grace =
+        Duration::from_secs_f64(p.target_p99_wait_ms / 1000.0 * elastic_pool::SPAWN_GRACE_FRACTION);
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let log = Arc::clone(&starts);
+    let pool = Pool::builder()
+        .autoscale(p)
+        .spawn_hook(move || {
+            log.lock().unwrap().push(Instant::now());
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    assert!(wait_until(PATIENCE, || !pool.decisions().is_empty()));
+    let d = pool.decisions()[0];
+    // A backlog above the target that is not burst-deep and fits under the ceiling.
+    let backlog = (d.burst_queue - 1).min(d.ceiling - d.to);
+    assert!(
+        backlog >= 2,
+        "the first decision leaves no room for the test: {d:?}"
+    );
+    let latch = Latch::new();
+    let _open = OpenOnDrop(latch.clone());
+    let block = |n: usize| {
+        for _ in 0..n {
+            let l = latch.clone();
+            pool.execute(move || l.wait()).unwrap();
+        }
+    };
+    // The target's workers all busy: they start at once (below the target there is no grace).
+    block(d.to);
+    assert!(wait_until(PATIENCE, || {
+        let s = pool.stats();
+        s.live == d.to && s.busy == d.to
+    }));
+    let before = starts.lock().unwrap().len();
+    let queued_at = Instant::now();
+    block(backlog);
+    assert!(
+        wait_until(PATIENCE, || pool.stats().busy == d.to + backlog),
+        "{:?}",
+        pool.stats()
+    );
+    let s = pool.stats();
+    assert_eq!((s.live, s.target), (d.to + backlog, d.to), "{s:?}");
+    let grown = starts.lock().unwrap()[before..].to_vec();
+    assert_eq!(grown.len(), backlog, "one thread per queued task, no more");
+    // Each worker waited its own grace: the first one from the queueing, each next one
+    // from the start of the one before.
+    let mut prev = queued_at;
+    for (i, &t) in grown.iter().enumerate() {
+        assert!(
+            t.duration_since(prev) >= grace,
+            "worker {i} started {:?} after the previous event, inside the {grace:?} grace",
+            t.duration_since(prev)
+        );
+        prev = t;
+    }
+}
+
 #[test]
 fn invalid_policies_are_rejected_naming_the_field_and_the_old_one_stays() {
     let pool = Pool::builder().autoscale(policy()).build().unwrap();

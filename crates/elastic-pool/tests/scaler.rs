@@ -936,7 +936,7 @@ fn odd_signals_never_panic() {
 
 #[test]
 fn burst_queue_is_a_queue_the_model_makes_rare() {
-    use elastic_pool::scaler::{BURST_FALSE_PER_S, BURST_TAIL};
+    use elastic_pool::scaler::{BURST_FALSE_PER_S, BURST_TAIL, MIN_BURST_QUEUE};
     for lambda in [20.0, 200.0, 400.0] {
         let p = policy(StrategyKind::Erlang);
         let mut scaler = Scaler::new(&p);
@@ -949,16 +949,17 @@ fn burst_queue_is_a_queue_the_model_makes_rare() {
         let p_queue = |k: usize| erlang_c(c, a) * (a / c as f64).powi(k as i32);
         assert!(p_queue(k) <= tail, "λ={lambda}: c={c} k={k}");
         assert!(
-            k == 1 || p_queue(k - 1) > tail,
+            k == MIN_BURST_QUEUE || p_queue(k - 1) > tail,
             "λ={lambda}: {k} is not the smallest"
         );
         assert!((2..=2 * c).contains(&k), "λ={lambda}: c={c} k={k}");
     }
-    // No task has completed: no model, so a backlog as deep as the target counts as a burst.
+    // No task has completed: no model, so a backlog as deep as the target counts as a burst
+    // (and never a single task).
     let p = Policy::default();
     let mut scaler = Scaler::new(&p);
     let mut sim = Sim::new(Work::Blocked, S, 2, 62);
     for (_, d) in run(&p, &mut scaler, &mut sim, 6, |_| 20.0) {
-        assert_eq!(d.burst_queue, d.to.max(1));
+        assert_eq!(d.burst_queue, d.to.max(MIN_BURST_QUEUE));
     }
 }
