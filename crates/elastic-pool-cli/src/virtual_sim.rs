@@ -31,10 +31,6 @@ use crate::score::{quantile, RunData, Sample, TaskRecord, SAMPLE_NS};
 use crate::task::{thread_cpu_ns, Work};
 use crate::trace::Trace;
 
-/// The real pool's `TRIM_IDLE`: idle workers above the autoscaler's target are retired at
-/// a tick only after this long parked.
-const TRIM_IDLE_NS: u64 = 3_000_000_000;
-
 /// Which idle worker takes the next task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wake {
@@ -521,7 +517,7 @@ impl Sim<'_> {
 
     /// Applies a new target and on-demand ceiling; idle workers above the target retire.
     /// `min_idle_ns`: only workers idle at least this long are retired (the real pool's
-    /// `TRIM_IDLE` for autoscaler ticks; 0 for a direct resize).
+    /// `trim_idle` of the surplus for autoscaler ticks; 0 for a direct resize).
     fn set_target_ceiling(
         &mut self,
         target: usize,
@@ -620,7 +616,9 @@ impl Sim<'_> {
         };
         self.next_tick = self.now + next.as_nanos() as u64;
         self.cfg.burst_queue = decision.burst_queue.max(1);
-        self.set_target_ceiling(decision.to, decision.ceiling, None, TRIM_IDLE_NS);
+        let surplus = self.live.saturating_sub(decision.to);
+        let trim = elastic_pool::trim_idle(surplus).as_nanos() as u64;
+        self.set_target_ceiling(decision.to, decision.ceiling, None, trim);
     }
 
     /// The event loop: arrivals, completions, keep-alive expiries, control ticks and samples

@@ -77,7 +77,7 @@ pub use handle::TaskHandle;
 pub use job::Job;
 pub use pool::Pool;
 pub use scaler::{Decision, Rule};
-pub use shared::SPAWN_CONFIRM_FRACTION;
+pub use shared::{trim_idle, SPAWN_CONFIRM_FRACTION, TRIM_BUDGET_WORKER_S, TRIM_IDLE_MIN};
 pub use signals::{Metrics, Quantiles, Smoothed, Window};
 pub use stats::Stats;
 pub use tenant::{Key, KeyStats, KeysFull};

@@ -194,8 +194,27 @@ const MAX_BATCH_CHUNK: usize = 256;
 /// the default 40 ms grace.
 pub const SPAWN_CONFIRM_FRACTION: f64 = 0.25;
 
-/// How long an idle worker above the autoscaler's target stays before a tick retires it.
-pub(crate) const TRIM_IDLE: Duration = Duration::from_secs(3);
+/// What one surplus episode may cost in idle worker-seconds before a tick trims it (see
+/// [`trim_idle`]).
+pub const TRIM_BUDGET_WORKER_S: f64 = 10.0;
+/// The shortest park after which a tick retires a surplus worker, however large the surplus
+/// (a worker between two tasks of a busy pool is not surplus).
+pub const TRIM_IDLE_MIN: Duration = Duration::from_secs(1);
+
+/// How long idle workers above the autoscaler's target must have stayed parked before a tick
+/// retires them, when `surplus` workers are above it: [`TRIM_BUDGET_WORKER_S`] ÷ `surplus`
+/// seconds, at least [`TRIM_IDLE_MIN`] (and at most the budget itself, for one worker). The
+/// keep-alive still expires a surplus worker that idles longer than it, whichever is first.
+///
+/// A surplus costs its size in worker-seconds for every second it idles, while trimming it
+/// and growing again costs two reversals whatever its size: ski rental, with the whole
+/// surplus as the thing rented. So the many workers a burst leaves behind go quickly, and
+/// the single worker started for a queue that outlived the spawn grace stays long enough
+/// that the next such queue usually finds it parked, instead of starting another and
+/// trimming it again.
+pub fn trim_idle(surplus: usize) -> Duration {
+    Duration::from_secs_f64(TRIM_BUDGET_WORKER_S / surplus.max(1) as f64).max(TRIM_IDLE_MIN)
+}
 
 const SPAWN_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const SPAWN_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -850,8 +869,8 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
     /// growth may go beyond it before the next tick.
     ///
     /// Idle workers above the target are retired only once they have stayed parked for
-    /// [`TRIM_IDLE`]: a worker started on demand that the load keeps reusing (it sits on
-    /// top of the LIFO stack) is not churned away at every tick.
+    /// [`trim_idle`] of the surplus: a worker started on demand that the load keeps reusing
+    /// (it sits on top of the LIFO stack) is not churned away at every tick.
     pub(crate) fn set_target_and_ceiling(&self, target: usize, ceiling: usize, burst_queue: usize) {
         let _g = lock(&self.bounds_lock);
         let min = self.min.load(Relaxed);
@@ -867,7 +886,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
             let cutoff = self
                 .clock
                 .now_ns()
-                .saturating_sub(TRIM_IDLE.as_nanos() as u64);
+                .saturating_sub(trim_idle(live - floor).as_nanos() as u64);
             self.sleepers
                 .retire_coldest_parked_before(live - floor, cutoff);
         } else if !self.rx.is_empty() || live < self.min.load(Relaxed) {
@@ -1243,7 +1262,27 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::GraceTimer;
+    use super::{trim_idle, GraceTimer, TRIM_BUDGET_WORKER_S, TRIM_IDLE_MIN};
+
+    #[test]
+    fn a_surplus_is_trimmed_once_it_has_idled_the_budget() {
+        let secs = |s: usize| trim_idle(s).as_secs_f64();
+        assert_eq!(secs(1), TRIM_BUDGET_WORKER_S);
+        assert_eq!(secs(2), TRIM_BUDGET_WORKER_S / 2.0);
+        // The surplus times the wait is the budget, down to the shortest wait...
+        for s in 1..=8 {
+            assert!(
+                (secs(s) * s as f64 - TRIM_BUDGET_WORKER_S).abs() < 1e-6,
+                "surplus {s}"
+            );
+        }
+        // ...which a large surplus waits instead.
+        assert_eq!(trim_idle(1000), TRIM_IDLE_MIN);
+        // No surplus: as for one worker (the caller retires none anyway).
+        assert_eq!(trim_idle(0), trim_idle(1));
+        // Larger surpluses never wait longer.
+        assert!((1..200).all(|s| trim_idle(s + 1) <= trim_idle(s)));
+    }
     use std::time::{Duration, Instant};
 
     const GRACE: Duration = Duration::from_millis(40);
