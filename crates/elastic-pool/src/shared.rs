@@ -1263,6 +1263,7 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::{trim_idle, GraceTimer, TRIM_BUDGET_WORKER_S, TRIM_IDLE_MIN};
+    use std::time::{Duration, Instant};
 
     #[test]
     fn a_surplus_is_trimmed_once_it_has_idled_the_budget() {
@@ -1283,7 +1284,6 @@ mod tests {
         // Larger surpluses never wait longer.
         assert!((1..200).all(|s| trim_idle(s + 1) <= trim_idle(s)));
     }
-    use std::time::{Duration, Instant};
 
     const GRACE: Duration = Duration::from_millis(40);
     const CONFIRM: Duration = Duration::from_millis(5);
