@@ -3,7 +3,7 @@
 #![cfg(not(loom))]
 
 mod common;
-use common::{wait_until, Latch, PATIENCE};
+use common::{wait_until, Latch, OpenOnDrop, PATIENCE};
 use elastic_pool::policy::{Policy, PolicyError};
 use elastic_pool::Pool;
 use std::time::Duration;
@@ -89,16 +89,6 @@ fn idle_workers_at_the_target_do_not_expire_after_the_keep_alive() {
     assert!(wait_until(PATIENCE, || plain.stats().live == 1));
     let s = pool.stats();
     assert_eq!((s.target, s.live, s.retired), (4, 4, 0), "{s:?}");
-}
-
-/// Opens a latch when dropped, so that a failing assertion does not leave workers blocked
-/// and the pool's drop waiting for them forever. Declare it after the pool.
-struct OpenOnDrop(Latch);
-
-impl Drop for OpenOnDrop {
-    fn drop(&mut self) {
-        self.0.open();
-    }
 }
 
 #[test]

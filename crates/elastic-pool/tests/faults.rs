@@ -5,7 +5,7 @@
 #![cfg(not(loom))]
 
 mod common;
-use common::{wait_until, Latch, PATIENCE};
+use common::{wait_until, Latch, OpenOnDrop, PATIENCE};
 use elastic_pool::policy::Policy;
 use elastic_pool::{Controller, Pool, SubmitTimeoutError, TrySubmitError};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -14,17 +14,6 @@ use std::time::{Duration, Instant};
 
 fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
-}
-
-/// Opens a latch when dropped, so that a failing assertion does not leave workers blocked
-/// and the pool's drop (a graceful shutdown) waiting for them forever. Declare it after the
-/// pool: locals drop in reverse order.
-struct OpenOnDrop(Latch);
-
-impl Drop for OpenOnDrop {
-    fn drop(&mut self) {
-        self.0.open();
-    }
 }
 
 /// A fast-ticking policy so that autoscaling tests see many ticks in little time.

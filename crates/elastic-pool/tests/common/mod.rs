@@ -44,3 +44,14 @@ impl Latch {
         cv.notify_all();
     }
 }
+
+/// Opens a latch when dropped, so that a failing assertion does not leave workers blocked
+/// and the pool's drop (a graceful shutdown) waiting for them forever. Declare it after the
+/// pool: locals drop in reverse order.
+pub struct OpenOnDrop(pub Latch);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
