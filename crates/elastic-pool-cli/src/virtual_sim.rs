@@ -7,11 +7,12 @@
 //! once if it is below its ceiling (for our autoscaled pool: at once below the target, and
 //! between the target and the ceiling only while the queue is `Decision::burst_queue` deep or
 //! once the oldest queued task has waited the spawn grace, one worker per grace, as the real
-//! pool does). Sleep tasks hold a worker for their service time; spin tasks share `ncpu` cores (processor sharing: each runs at `min(1, ncpu/n)` of a
-//! core while `n` spin at once). Idle workers above the minimum (for our autoscaled pool:
-//! above the target) retire after the keep-alive;
-//! lowering the target retires idle workers at once (coldest first) and busy ones when they
-//! finish. For our strategies, `elastic_pool::scaler::Scaler` — the code the real pool runs —
+//! pool does). Sleep tasks hold a worker for their service time; spin tasks share `ncpu`
+//! cores (processor sharing: each runs at `min(1, ncpu/n)` of a core while `n` spin at once).
+//! Idle workers above the minimum (for our autoscaled pool: above the target) retire after
+//! the keep-alive; lowering the target retires idle workers (coldest first; at a tick, those
+//! idle for `elastic_pool::trim_idle` of the surplus, as the real pool does) and busy ones
+//! when they finish. For our strategies, `elastic_pool::scaler::Scaler` — the code the real pool runs —
 //! sees the window's signals every jittered tick and its `Decision::to` becomes the target.
 //! Nothing sleeps: a 150 s trace takes milliseconds.
 
