@@ -11,9 +11,10 @@
 //! cores (processor sharing: each runs at `min(1, ncpu/n)` of a core while `n` spin at once).
 //! Idle workers above the minimum (for our autoscaled pool: above the target) retire after
 //! the keep-alive; lowering the target retires idle workers (coldest first; at a tick, those
-//! idle for `elastic_pool::trim_idle` of the surplus, as the real pool does) and busy ones
-//! when they finish. For our strategies, `elastic_pool::scaler::Scaler` — the code the real pool runs —
-//! sees the window's signals every jittered tick and its `Decision::to` becomes the target.
+//! idle for `elastic_pool::TrimBudget::idle_before_trim` of the surplus, with the budget
+//! doubled by regretted trims, as the real pool does) and busy ones when they finish. For our
+//! strategies, `elastic_pool::scaler::Scaler` — the code the real pool runs — sees the
+//! window's signals every jittered tick and its `Decision::to` becomes the target.
 //! Nothing sleeps: a 150 s trace takes milliseconds.
 
 use std::cmp::Reverse;
@@ -275,6 +276,8 @@ struct Sim<'a> {
     /// When the last worker started for a task that waited out the grace: as in the real
     /// pool, such growth is one worker per grace.
     last_grace_spawn_ns: Option<u64>,
+    /// The trim budget and its regrets, as the real pool keeps them.
+    trim_budget: elastic_pool::TrimBudget,
 }
 
 /// Runs `schedule` against the pool model of `contender`.
@@ -320,6 +323,7 @@ pub fn run(
         controller_cpu_ns: 0,
         next_tick: u64::MAX,
         last_grace_spawn_ns: None,
+        trim_budget: elastic_pool::TrimBudget::default(),
     };
     for _ in 0..sim.cfg.prestart {
         sim.spawn_idle();
@@ -453,6 +457,8 @@ impl Sim<'_> {
             {
                 if !burst && self.live >= self.cfg.target && self.cfg.spawn_grace_ns > 0 {
                     self.last_grace_spawn_ns = Some(self.now);
+                    self.trim_budget
+                        .grew_above_target(self.now, self.cfg.target);
                 }
                 self.live += 1;
                 self.spawned += 1;
@@ -618,8 +624,15 @@ impl Sim<'_> {
         self.next_tick = self.now + next.as_nanos() as u64;
         self.cfg.burst_queue = decision.burst_queue.max(1);
         let surplus = self.live.saturating_sub(decision.to);
-        let trim = elastic_pool::trim_idle(surplus).as_nanos() as u64;
+        let trim = self
+            .trim_budget
+            .idle_before_trim(surplus, self.now)
+            .as_nanos() as u64;
+        let live = self.live;
         self.set_target_ceiling(decision.to, decision.ceiling, None, trim);
+        if self.live < live {
+            self.trim_budget.trimmed(self.now, self.cfg.target);
+        }
     }
 
     /// The event loop: arrivals, completions, keep-alive expiries, control ticks and samples

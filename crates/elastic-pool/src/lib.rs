@@ -77,7 +77,10 @@ pub use handle::TaskHandle;
 pub use job::Job;
 pub use pool::Pool;
 pub use scaler::{Decision, Rule};
-pub use shared::{trim_idle, SPAWN_CONFIRM_FRACTION, TRIM_BUDGET_WORKER_S, TRIM_IDLE_MIN};
+pub use shared::{
+    trim_idle, TrimBudget, SPAWN_CONFIRM_FRACTION, TRIM_BUDGET_WORKER_S, TRIM_IDLE_MIN,
+    TRIM_REGRET_DECAY, TRIM_REGRET_MAX_DOUBLINGS, TRIM_REGRET_MAX_SURPLUS,
+};
 pub use signals::{Metrics, Quantiles, Smoothed, Window};
 pub use stats::Stats;
 pub use tenant::{Key, KeyStats, KeysFull};

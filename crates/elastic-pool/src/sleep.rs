@@ -36,6 +36,9 @@
 
 use crate::sync::{fence, lock, Arc, AtomicU8, AtomicUsize, Mutex, Ordering, Thread};
 
+/// Workers [`Sleepers::retire_coldest_parked_before`] pops per lock.
+const RETIRE_CHUNK: usize = 8;
+
 const EMPTY: u8 = 0;
 const NOTIFIED: u8 = 1;
 const RETIRE: u8 = 2;
@@ -188,30 +191,40 @@ impl Sleepers {
 
     /// [`Sleepers::retire_coldest`], limited to workers parked at or before `cutoff_ns`
     /// (pool clock): surplus that has stayed idle, not a worker that just finished a task.
+    ///
+    /// Works in chunks of [`RETIRE_CHUNK`] held in a fixed array, each unparked after its
+    /// lock is released, so a control tick that retires workers allocates nothing.
     pub fn retire_coldest_parked_before(&self, n: usize, cutoff_ns: u64) -> usize {
-        if n == 0 || self.idle() == 0 {
-            return 0;
-        }
-        let popped: Vec<Arc<Sleeper>> = {
-            let mut stack = lock(&self.stack);
-            // The stack is ordered by park time, oldest at the bottom.
-            let old = stack
-                .iter()
-                .take_while(|s| s.parked_at.load(std::sync::atomic::Ordering::Relaxed) <= cutoff_ns)
-                .count();
-            let k = n.min(old);
-            let popped: Vec<Arc<Sleeper>> = stack.drain(..k).collect();
-            for s in &popped {
-                s.state.swap(RETIRE, Ordering::Release);
+        let mut done = 0;
+        while done < n && self.idle() > 0 {
+            let want = RETIRE_CHUNK.min(n - done);
+            let mut popped: [Option<Arc<Sleeper>>; RETIRE_CHUNK] = Default::default();
+            let k = {
+                let mut stack = lock(&self.stack);
+                // The stack is ordered by park time, oldest at the bottom.
+                let k = stack
+                    .iter()
+                    .take(want)
+                    .take_while(|s| {
+                        s.parked_at.load(std::sync::atomic::Ordering::Relaxed) <= cutoff_ns
+                    })
+                    .count();
+                for (slot, s) in popped.iter_mut().zip(stack.drain(..k)) {
+                    s.state.swap(RETIRE, Ordering::Release);
+                    *slot = Some(s);
+                }
+                self.idle.fetch_sub(k, Ordering::Relaxed);
+                k
+            };
+            for s in popped.iter().flatten() {
+                s.thread.unpark();
             }
-            self.idle.fetch_sub(k, Ordering::Relaxed);
-            popped
-        };
-        let k = popped.len();
-        for s in popped {
-            s.thread.unpark();
+            done += k;
+            if k < want {
+                break;
+            }
         }
-        k
+        done
     }
 
     /// Puts `me` on the stack. The caller must look at the queue once more afterwards, and

@@ -56,3 +56,37 @@ fn a_control_tick_allocates_nothing() {
     }
     assert_eq!(allocs() - before, 0, "control ticks allocated");
 }
+
+/// Polls `cond` until it holds, failing after a generous deadline.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn retiring_idle_workers_allocates_nothing() {
+    // A tick that trims a surplus retires the coldest parked workers; so does lowering the
+    // target by hand, through the same `Sleepers` call. Twenty idle workers down to two is
+    // more than one of its fixed-size chunks.
+    let pool = Pool::builder()
+        .min_workers(20)
+        .max_workers(64)
+        .prestart(true)
+        .build()
+        .unwrap();
+    wait_until("20 parked workers", || pool.stats().idle == 20);
+    pool.set_bounds(1, 64).unwrap();
+    // Lowering `min` wakes every parked worker once, to park again with a keep-alive.
+    wait_until("20 parked again", || {
+        let s = pool.stats();
+        s.idle == 20 && s.live == 20
+    });
+    let before = allocs();
+    assert_eq!(pool.set_target(2), 2);
+    assert_eq!(allocs() - before, 0, "retiring 18 workers allocated");
+    wait_until("18 retired", || pool.stats().live == 2);
+    assert_eq!(pool.stats().retired, 18);
+}
