@@ -220,6 +220,24 @@ impl<const N: usize> SampleLog<N> {
         Ok(())
     }
 
+    /// Loads the first and the last slot published after `cursor` and returns them, mixed,
+    /// for the caller to feed to [`black_box`](std::hint::black_box): a hint with no part in
+    /// the protocol. The tick calls it on every log before reading any (see
+    /// `ShardTable::totals_with`), so that the slot lines, which the workers wrote on other
+    /// cores, are fetched together rather than one after another. Entries may be overwritten
+    /// meanwhile; [`read_new`](Self::read_new) loads and checks them again.
+    #[inline]
+    pub fn touch_unread(&self, cursor: u64) -> u32 {
+        let to = self.head.load(Relaxed) >> 1;
+        let new = distance(cursor, to);
+        if new == 0 || new > N as u64 {
+            return 0;
+        }
+        let first = self.slots[(cursor % N as u64) as usize].load(Relaxed);
+        let last = self.slots[(to.wrapping_sub(1) % N as u64) as usize].load(Relaxed);
+        first ^ last
+    }
+
     /// Moves `cursor` to the last published entry, after the reader took a window from the
     /// full histograms instead ([`Lapped`]). Records published between that merge and this
     /// call are in neither window; the full merge after the next lap counts them.
@@ -267,6 +285,28 @@ mod tests {
             drain(&log, &mut c),
             Ok(vec![(0, 206, 1), (1, 207, 1), (0, 208, 1), (1, 209, 1)])
         );
+    }
+
+    #[test]
+    fn touching_loads_the_first_and_last_unread_slots_only() {
+        let log = SampleLog::<4>::new();
+        let entry = |series: u32, bucket: u32| bucket | series << BUCKET_BITS | 1 << N_SHIFT;
+        assert_eq!(log.touch_unread(0), 0, "nothing unread");
+        log.push(0, 3, 1);
+        assert_eq!(log.touch_unread(0), 0, "first and last are the same slot");
+        log.push(1, 7, 1);
+        log.push(0, 9, 1);
+        assert_eq!(log.touch_unread(0), entry(0, 3) ^ entry(0, 9));
+        assert_eq!(log.touch_unread(1), entry(1, 7) ^ entry(0, 9));
+        assert_eq!(log.touch_unread(3), 0, "caught up");
+        // Wrapping: entries 3..=5 sit in slots 3, 0 and 1.
+        log.push(1, 11, 1);
+        log.push(0, 12, 1);
+        log.push(1, 13, 1);
+        assert_eq!(log.touch_unread(3), entry(1, 11) ^ entry(1, 13));
+        // Lapped (more than four unread): nothing is touched; `read_new` reports the lap.
+        assert_eq!(log.touch_unread(1), 0);
+        assert_eq!(drain(&log, &mut 1), Err(Lapped));
     }
 
     #[test]

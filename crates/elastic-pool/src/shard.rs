@@ -172,6 +172,17 @@ impl ShardTable {
         now_ns: u64,
         mut then: impl FnMut(&WorkerShard, &mut u64),
     ) -> ShardTotals {
+        // First, touch every shard's header line and its unread log slots, without waiting
+        // for any: the loads are independent, so the core has many misses in flight at once.
+        // The workers wrote those lines on other cores, and read one shard at a time (a
+        // header, then its entries, then folding them) the misses came one after another:
+        // a profile (perf, cpu-clock) put more than half of the window's time on the slot
+        // loads. See BENCHMARKS.md, session 8.
+        let mut mix = 0u32;
+        for (s, cursor) in self.all.iter().zip(&self.cursors) {
+            mix ^= s.log.touch_unread(*cursor);
+        }
+        std::hint::black_box(mix);
         let mut t = ShardTotals::default();
         for (s, cursor) in self.all.iter().zip(&mut self.cursors) {
             t.add(s, now_ns, false);

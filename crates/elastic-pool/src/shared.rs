@@ -108,9 +108,19 @@ pub(crate) enum Reject<J> {
 thread_local! {
     /// The pool whose worker the current thread is (0 = none).
     static CURRENT_POOL: Cell<usize> = const { Cell::new(0) };
-    /// Per-thread countdown for 1-in-N wait sampling: no shared counter to contend on.
-    static SAMPLE_COUNTDOWN: Cell<u32> = const { Cell::new(0) };
+    /// Per-thread countdowns for 1-in-N wait sampling: no shared counter to contend on. One
+    /// per pool, indexed by pool id modulo [`COUNTDOWN_SLOTS`]. With a single countdown, a
+    /// thread that alternates between two pools (say one CPU and one I/O task per request)
+    /// would sample only one of them whenever N is even: every N-th submit would always land
+    /// on the same pool, and the other pool's wait signal would stay empty. Pools whose ids
+    /// share a slot share a countdown, which is the old behaviour.
+    static SAMPLE_COUNTDOWN: [Cell<u32>; COUNTDOWN_SLOTS] =
+        const { [const { Cell::new(0) }; COUNTDOWN_SLOTS] };
 }
+
+/// Sampling countdowns per thread (see `SAMPLE_COUNTDOWN`): eight pools with consecutive ids
+/// that one thread submits to each count their own 1 in N.
+const COUNTDOWN_SLOTS: usize = 8;
 
 static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
 
@@ -440,7 +450,8 @@ impl<J: Send + 'static, H: Handler<J>> Shared<J, H> {
         if every == 1 {
             return self.clock.now_ns();
         }
-        SAMPLE_COUNTDOWN.with(|c| {
+        SAMPLE_COUNTDOWN.with(|slots| {
+            let c = &slots[self.id % COUNTDOWN_SLOTS];
             let left = c.get();
             if left == 0 || left >= every {
                 c.set(every - 1);

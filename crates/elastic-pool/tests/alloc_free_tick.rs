@@ -90,3 +90,35 @@ fn retiring_idle_workers_allocates_nothing() {
     wait_until("18 retired", || pool.stats().live == 2);
     assert_eq!(pool.stats().retired, 18);
 }
+
+#[test]
+fn reading_every_key_allocates_nothing() {
+    // Per-tenant counters live in a slice: a tick that reads every key walks it and touches
+    // no map (the map is consulted only when a key is registered).
+    let pool = Pool::builder()
+        .max_workers(2)
+        .wait_sampling(1)
+        .max_keys(16)
+        .build()
+        .unwrap();
+    let keys: Vec<_> = (0..16)
+        .map(|i| pool.key(&format!("tenant-{i}")).unwrap())
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        for _ in 0..=i {
+            pool.execute_keyed(*k, || ()).unwrap();
+        }
+    }
+    wait_until("136 keyed tasks", || pool.stats().completed == 136);
+    let mut wait = elastic_pool::histogram::Snapshot::new();
+    let (mut seen, mut submitted, mut waits) = (0, 0, 0);
+    let before = allocs();
+    pool.for_each_key(|k, h| {
+        seen += 1;
+        submitted += k.submitted;
+        h.snapshot_into(&mut wait);
+        waits += wait.count();
+    });
+    assert_eq!(allocs() - before, 0, "reading 16 keys allocated");
+    assert_eq!((seen, submitted, waits), (16, 136, 136));
+}

@@ -78,6 +78,74 @@ fn the_window_reports_recent_waits_not_all_time() {
     assert_eq!(calm.totals.completed, 101);
 }
 
+#[test]
+fn a_window_reports_arrivals_depth_idle_and_every_quantile() {
+    // Two workers held by a latch and eight tasks queued behind them.
+    let pool = Pool::builder()
+        .min_workers(2)
+        .max_workers(2)
+        .prestart(true)
+        .wait_sampling(1)
+        .build()
+        .unwrap();
+    assert!(wait_until(PATIENCE, || pool.stats().idle == 2));
+    let opened = pool.metrics().window; // closes the start-up window
+    assert_eq!((opened.arrivals, opened.live, opened.idle), (0, 2, 2));
+    let latch = Latch::new();
+    // A worker records a task's wait before running it, so once both tasks have started,
+    // both waits are in.
+    let started = Arc::new(AtomicUsize::new(0));
+    for _ in 0..2 {
+        let (l, s) = (latch.clone(), Arc::clone(&started));
+        pool.execute(move || {
+            s.fetch_add(1, SeqCst);
+            l.wait();
+        })
+        .unwrap();
+    }
+    assert!(wait_until(PATIENCE, || started.load(SeqCst) == 2));
+    for _ in 0..8 {
+        pool.execute(|| ()).unwrap();
+    }
+    let held = pool.metrics().window;
+    assert_eq!(held.arrivals, 10);
+    assert_eq!(held.completions, 0);
+    assert_eq!(held.dequeued, 2);
+    assert_eq!(held.queue_depth, 8);
+    assert_eq!((held.live, held.idle), (2, 0));
+    let rate = held.arrivals as f64 / held.duration.as_secs_f64();
+    assert!((held.arrival_rate - rate).abs() <= 1e-9 * rate, "{held:?}");
+    assert_eq!(held.wait.samples, 2, "the two dequeued tasks' waits");
+
+    std::thread::sleep(Duration::from_millis(20)); // the waiting being measured, not a sync
+    latch.open();
+    assert!(wait_until(PATIENCE, || {
+        let s = pool.stats();
+        s.completed == 10 && s.idle == 2
+    }));
+    let done = pool.metrics().window;
+    assert_eq!((done.arrivals, done.completions, done.dequeued), (0, 10, 8));
+    assert_eq!((done.queue_depth, done.live, done.idle), (0, 2, 2));
+    assert_eq!(done.arrival_rate, 0.0);
+    // The eight queued tasks each waited at least the 20 ms hold, so every quantile of this
+    // window is at least that, less the histogram's stated error.
+    let q = done.wait;
+    assert_eq!(q.samples, 8);
+    let floor =
+        Duration::from_millis(20).mul_f64(1.0 - elastic_pool::histogram::MAX_RELATIVE_ERROR);
+    let all = [q.p50, q.p90, q.p99, q.p999].map(Option::unwrap);
+    assert!(
+        all.windows(2).all(|w| w[0] <= w[1]),
+        "quantiles in order: {q:?}"
+    );
+    assert!(all[0] >= floor, "{q:?}");
+    assert!(q.mean.unwrap() >= floor, "{q:?}");
+    assert_eq!(
+        done.service.samples, 10,
+        "every run time, the latched ones included"
+    );
+}
+
 /// Runs `n` tasks of `task` one at a time on `pool` (so a single worker records them all) and
 /// waits until their run times are recorded.
 fn run_each(pool: &Pool, n: usize, task: fn()) {
@@ -218,6 +286,13 @@ fn tenant_keys_count_their_own_tasks() {
     assert_eq!(seen[1].submitted, 10 + (10 - refused));
     assert_eq!(seen[1].completed, seen[1].submitted);
     assert_eq!(seen[1].rejected, refused);
+    let sb = pool.key_stats(b, &mut snap).unwrap();
+    assert_eq!(sb, seen[1]);
+    assert_eq!(
+        snap.count(),
+        sb.submitted,
+        "b's histogram holds its accepted tasks' waits"
+    );
 }
 
 /// Runs `tasks` of `task` on a fresh pool that samples every task, and returns the probes'
