@@ -234,7 +234,8 @@ impl<const N: usize> SampleLog<N> {
             return 0;
         }
         let first = self.slots[(cursor % N as u64) as usize].load(Relaxed);
-        let last = self.slots[(to.wrapping_sub(1) % N as u64) as usize].load(Relaxed);
+        let last = to.wrapping_sub(1) & (u64::MAX >> 1);
+        let last = self.slots[(last % N as u64) as usize].load(Relaxed);
         first ^ last
     }
 

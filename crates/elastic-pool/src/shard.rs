@@ -172,8 +172,10 @@ impl ShardTable {
         now_ns: u64,
         mut then: impl FnMut(&WorkerShard, &mut u64),
     ) -> ShardTotals {
-        // First, touch every shard's header line and its unread log slots, without waiting
-        // for any: the loads are independent, so the core has many misses in flight at once.
+        // First, touch every shard's header line and the first and last of its unread log
+        // slots (a worker's entries since the last tick usually span one or two lines),
+        // without waiting for any: the loads are independent, so the core has many misses in
+        // flight at once.
         // The workers wrote those lines on other cores, and read one shard at a time (a
         // header, then its entries, then folding them) the misses came one after another:
         // a profile (perf, cpu-clock) put more than half of the window's time on the slot

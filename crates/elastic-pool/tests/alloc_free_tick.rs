@@ -1,5 +1,6 @@
 //! A control tick allocates nothing: a counting global allocator watches
 //! `Pool::tick_now`, which runs exactly the control thread's tick on the calling thread.
+//! Neither does retiring idle workers, nor reading every tenant key.
 #![cfg(not(loom))]
 
 use elastic_pool::policy::Policy;
@@ -93,8 +94,9 @@ fn retiring_idle_workers_allocates_nothing() {
 
 #[test]
 fn reading_every_key_allocates_nothing() {
-    // Per-tenant counters live in a slice: a tick that reads every key walks it and touches
-    // no map (the map is consulted only when a key is registered).
+    // Per-tenant counters live in a slice: reading every key (what an exporter or a tick of
+    // the caller's does) walks it and touches no map; the map is consulted only when a key
+    // is registered.
     let pool = Pool::builder()
         .max_workers(2)
         .wait_sampling(1)

@@ -51,7 +51,6 @@ fn the_autoscaler_samples_more_when_a_window_would_hold_too_few_waits() {
         .autoscale(Policy {
             min_workers: 1,
             max_workers: 1,
-            // Only `tick_now` below closes windows.
             tick_ms: 60_000.0,
             wait_sample_every: 16,
             min_wait_samples: 20,
@@ -61,6 +60,11 @@ fn the_autoscaler_samples_more_when_a_window_would_hold_too_few_waits() {
         .build()
         .unwrap();
     assert_eq!(pool.wait_sampling(), 16, "the policy's rate to begin with");
+    // The control thread opens the first window at once and ticks 100 ms later (then not for
+    // another minute). Wait for that tick, so that only `tick_now` below closes windows.
+    assert!(wait_until(PATIENCE, || pool.demand_workers().is_some()));
+    assert_eq!(pool.wait_sampling(), 1, "the first window was quiet");
+    pool.set_wait_sampling(16);
 
     // N = clamp(arrivals in the window / min_wait_samples, 1, wait_sample_every).
     for (arrivals, want) in [(5, 1), (640, 16), (200, 10), (39, 1), (60, 3)] {

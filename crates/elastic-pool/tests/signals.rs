@@ -177,7 +177,9 @@ fn windows_agree_whether_read_from_sample_logs_or_merged() {
         elastic_pool::sample_log::CAPACITY
     );
     assert_eq!(a.service.samples, 300);
-    assert!(a.service.p99.unwrap() < ms(1), "{a:?}");
+    // The 90th percentile, not the 99th: on a loaded machine a few empty tasks are preempted
+    // between their clock reads and take milliseconds.
+    assert!(a.service.p90.unwrap() < ms(2), "{a:?}");
 
     run_each(&pool, 20, slow);
     let b = pool.metrics().window;
@@ -193,8 +195,9 @@ fn windows_agree_whether_read_from_sample_logs_or_merged() {
     let c = pool.metrics().window;
     assert!(!c.merged);
     assert_eq!(c.service.samples, 40);
+    // Had the twenty 3 ms tasks leaked into this window, a third of it would take ≥ 3 ms.
     assert!(
-        c.service.p99.unwrap() < ms(1),
+        c.service.p90.unwrap() < ms(2),
         "the 3 ms tasks stayed in their window: {c:?}"
     );
 
@@ -204,7 +207,12 @@ fn windows_agree_whether_read_from_sample_logs_or_merged() {
     let d = pool.metrics().window;
     assert!(d.merged);
     assert_eq!(d.service.samples, 300);
-    assert!(d.service.p99.unwrap() < ms(1), "{d:?}");
+    // B's twenty 3 ms tasks would be 6 % of this window, above its 99th percentile. The
+    // bound leaves room for a few empty tasks preempted on a loaded machine.
+    assert!(
+        d.service.p99.unwrap() < Duration::from_micros(2_500),
+        "{d:?}"
+    );
     let mean = d.service.mean.unwrap();
     assert!(mean < ms(1), "{d:?}");
 
