@@ -2,7 +2,7 @@
 #![cfg(not(loom))]
 
 mod common;
-use common::{wait_until, Latch, PATIENCE};
+use common::{hold_workers, wait_until, Latch, PATIENCE};
 use elastic_pool::{JoinError, Pool, SubmitError, SubmitTimeoutError, TrySubmitError};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -70,16 +70,7 @@ fn saturated(cap: usize) -> (Pool, Latch) {
         .build()
         .unwrap();
     let latch = Latch::new();
-    let started = Arc::new(AtomicUsize::new(0));
-    {
-        let (l, s) = (latch.clone(), Arc::clone(&started));
-        pool.execute(move || {
-            s.fetch_add(1, SeqCst);
-            l.wait();
-        })
-        .unwrap();
-    }
-    assert!(wait_until(PATIENCE, || started.load(SeqCst) == 1));
+    hold_workers(&pool, 1, &latch);
     for _ in 0..cap {
         pool.try_execute(|| ()).unwrap();
     }

@@ -3,7 +3,7 @@
 #![cfg(not(loom))]
 
 mod common;
-use common::{wait_until, Latch, PATIENCE};
+use common::{hold_workers, wait_until, Latch, OpenOnDrop, PATIENCE};
 use elastic_pool::histogram::Snapshot;
 use elastic_pool::Pool;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -92,18 +92,9 @@ fn a_window_reports_arrivals_depth_idle_and_every_quantile() {
     let opened = pool.metrics().window; // closes the start-up window
     assert_eq!((opened.arrivals, opened.live, opened.idle), (0, 2, 2));
     let latch = Latch::new();
-    // A worker records a task's wait before running it, so once both tasks have started,
-    // both waits are in.
-    let started = Arc::new(AtomicUsize::new(0));
-    for _ in 0..2 {
-        let (l, s) = (latch.clone(), Arc::clone(&started));
-        pool.execute(move || {
-            s.fetch_add(1, SeqCst);
-            l.wait();
-        })
-        .unwrap();
-    }
-    assert!(wait_until(PATIENCE, || started.load(SeqCst) == 2));
+    let _open = OpenOnDrop(latch.clone());
+    // Once both have started, both waits are recorded.
+    hold_workers(&pool, 2, &latch);
     for _ in 0..8 {
         pool.execute(|| ()).unwrap();
     }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Polls `cond` until it holds or `deadline` passes; returns whether it held. Tests use
@@ -54,4 +56,23 @@ impl Drop for OpenOnDrop {
     fn drop(&mut self) {
         self.0.open();
     }
+}
+
+/// Submits `n` tasks that block on `latch` and waits until all of them have started, which
+/// takes `n` workers out of play until the latch opens. A worker counts a dequeue and
+/// records a sampled task's wait before running it, so both are in when this returns.
+pub fn hold_workers(pool: &elastic_pool::Pool, n: usize, latch: &Latch) {
+    let started = Arc::new(AtomicUsize::new(0));
+    for _ in 0..n {
+        let (l, s) = (latch.clone(), Arc::clone(&started));
+        pool.execute(move || {
+            s.fetch_add(1, SeqCst);
+            l.wait();
+        })
+        .unwrap();
+    }
+    assert!(
+        wait_until(PATIENCE, || started.load(SeqCst) == n),
+        "{n} held tasks did not all start"
+    );
 }
