@@ -175,11 +175,10 @@ impl ShardTable {
         // First, touch every shard's header line and the first and last of its unread log
         // slots (a worker's entries since the last tick usually span one or two lines),
         // without waiting for any: the loads are independent, so the core has many misses in
-        // flight at once.
-        // The workers wrote those lines on other cores, and read one shard at a time (a
-        // header, then its entries, then folding them) the misses came one after another:
-        // a profile (perf, cpu-clock) put more than half of the window's time on the slot
-        // loads. See BENCHMARKS.md, session 8.
+        // flight at once. The workers wrote those lines on other cores. Read one shard at a
+        // time (its header, then its entries, then the fold), their misses came one after
+        // another: a profile (perf, cpu-clock) put more than half of the window's time on the
+        // slot loads. See BENCHMARKS.md, session 8.
         let mut mix = 0u32;
         for (s, cursor) in self.all.iter().zip(&self.cursors) {
             mix ^= s.log.touch_unread(*cursor);
